@@ -1,0 +1,102 @@
+"""Bytes -> RGB uint8 array, by one documented rule for every pixel format.
+
+The rule (also in README "Image decoding"):
+
+* EXIF orientation is applied (the image is scored the way viewers show it).
+* Multi-frame files (GIF, TIFF, WebP …): the first frame.
+* Grayscale (``1``, ``L``): replicated to three channels.
+* 16/32-bit integer grayscale (``I;16*``, ``I``): values are taken as 16-bit and scaled to 8 bits
+  by ``round(v / 257)`` (0..65535 -> 0..255), then replicated.
+* Palette (``P``): expanded; if it has transparency it is treated as RGBA.
+* Alpha (``RGBA``, ``LA``, ``PA``): composited onto a white background (what most viewers show;
+  dropping alpha would expose arbitrary colours under fully transparent pixels).
+* CMYK, YCbCr, LAB, HSV: Pillow's conversion to RGB. Embedded ICC profiles are not applied.
+* Float images (``F``) have no agreed range and are refused (``unsupported_image``).
+
+The pixel limit is checked from the header before any pixel is decoded, so a decompression bomb
+costs nothing but the header read. Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``, an error
+above twice its value, ~179 MP by default) still applies on top and maps to the same error.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    UnsupportedImageError,
+)
+from .models import PATCH_SIZE
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10k x 10k scan passes, a 1 GB bomb does not.
+_WHITE = (255, 255, 255)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    min_side: int = PATCH_SIZE,
+) -> np.ndarray:
+    """Decode image bytes to an (H, W, 3) uint8 RGB array, or raise a typed ``DeepIQAError``."""
+    if not data:
+        raise ImageDecodeError("empty input: 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from exc
+    except Exception as exc:  # Pillow raises many types for unreadable bytes
+        raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except Exception as exc:
+        raise ImageDecodeError(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
+    rgb = to_rgb(img)
+    h, w = rgb.shape[:2]
+    if min(h, w) < min_side:
+        raise ImageTooSmallError(f"{w}x{h} is smaller than {min_side}x{min_side}")
+    return rgb
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Apply the module's colour rule to a loaded Pillow image; returns (H, W, 3) uint8."""
+    mode = img.mode
+    if mode == "F":
+        raise UnsupportedImageError("32-bit float images have no defined range; convert them first")
+    if mode.startswith("I"):
+        values = np.asarray(img, dtype=np.float64)
+        gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.array(img, dtype=np.uint8)  # a writable copy (Pillow buffers are read-only)
+
+
+def read_image(path: str | Path, **kwargs: object) -> np.ndarray:
+    """Read and decode a local file (``FileNotFoundError`` for a missing one)."""
+    return decode_image(Path(path).read_bytes(), **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,281 @@
+"""Batched image scoring: patches of many images in one forward pass, pooled per image.
+
+Why batch across images: the network costs ~67 MMAC per patch and wants large batches, but one
+small image has few patches. ``Scorer.score`` cuts the full grid of every image, packs the patches
+of several images into forward passes of at most ``patch_budget`` patches (a huge image is split
+over several passes, so memory stays bounded) and pools each image's patch outputs afterwards in
+float64, so an image's score does not depend on what else was in the batch.
+
+Full reference: each distinct reference is run through the conv stack once per call, however many
+distorted images share it (pass the same array object, or precompute ``reference_features`` and
+pass that object to reuse it across calls).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import ImageTooSmallError, SizeMismatchError
+from .models import PATCH_SIZE, DeepIQA
+from .patches import Grid, cut_grid, grid_for
+from .pooling import pool
+
+DEFAULT_PATCH_BUDGET = 1024
+ImageLike = np.ndarray | torch.Tensor
+
+
+def resolve_device(spec: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"``: ``cuda:0`` when a GPU is visible, else CPU; otherwise as given."""
+    if spec is None or str(spec) == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+@dataclass
+class PatchMap:
+    """Per-patch outputs of one image, grid (row-major) order: local quality y, weight alpha."""
+
+    grid: Grid
+    quality: np.ndarray
+    weight: np.ndarray
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.grid.positions()
+
+
+@dataclass
+class ImageScore:
+    score: float
+    num_patches: int
+    patches: PatchMap | None = None
+
+
+@dataclass
+class ReferenceFeatures:
+    """Conv features of one reference image's full grid, kept on the scorer's device."""
+
+    height: int
+    width: int
+    grid: Grid
+    features: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """A contiguous run [start, stop) of one image's row-major patches, as a grid rectangle."""
+
+    image: int
+    start: int
+    stop: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+def _units(image: int, grid: Grid, budget: int) -> Iterator[_Unit]:
+    if grid.cols <= budget:
+        band = max(1, budget // grid.cols)
+        for r0 in range(0, grid.rows, band):
+            r1 = min(grid.rows, r0 + band)
+            yield _Unit(image, r0 * grid.cols, r1 * grid.cols, (r0, r1), (0, grid.cols))
+    else:
+        for r in range(grid.rows):
+            for c0 in range(0, grid.cols, budget):
+                c1 = min(grid.cols, c0 + budget)
+                yield _Unit(image, r * grid.cols + c0, r * grid.cols + c1, (r, r + 1), (c0, c1))
+
+
+class Scorer:
+    """Scores images with one DeepIQA model; see the module docstring for how work is batched."""
+
+    def __init__(
+        self,
+        model: DeepIQA,
+        *,
+        device: str | torch.device | None = None,
+        stride: int = PATCH_SIZE,
+        patch_budget: int = DEFAULT_PATCH_BUDGET,
+        autocast_dtype: torch.dtype | None = None,
+        onednn: bool = True,
+    ) -> None:
+        if patch_budget < 1:
+            raise ValueError("patch_budget must be >= 1")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()  # eval: dropout off, scores are deterministic
+        self.stride = stride
+        self.patch_budget = patch_budget
+        self.autocast_dtype = autocast_dtype
+        self._extract = self._extractor(onednn)
+
+    def _extractor(self, onednn: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The conv stack as run for inference.
+
+        On CPU (fp32) the stack runs in oneDNN's blocked layout with fused kernels
+        (``torch.utils.mkldnn``): the same numbers as eager mode, measured ~1.5x faster here
+        (benchmarks/bench_core.py). It works on a snapshot of the weights taken now.
+        """
+        use = (
+            onednn
+            and self.device.type == "cpu"
+            and self.autocast_dtype is None
+            and torch.backends.mkldnn.is_available()
+        )
+        if not use:
+            return self.model.extract
+        from torch.utils import mkldnn
+
+        features = mkldnn.to_mkldnn(copy.deepcopy(self.model.features))
+        return lambda patches: features(patches.to_mkldnn()).to_dense().flatten(1)
+
+    @property
+    def full_reference(self) -> bool:
+        return self.model.full_reference
+
+    def _tensor(self, image: ImageLike) -> torch.Tensor:
+        t = (
+            torch.from_numpy(np.ascontiguousarray(image))
+            if isinstance(image, np.ndarray)
+            else image
+        )
+        if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[2] != 3:
+            raise ValueError(
+                f"expected an (H, W, 3) uint8 RGB image, got {tuple(t.shape)} {t.dtype}"
+            )
+        if min(t.shape[0], t.shape[1]) < PATCH_SIZE:
+            raise ImageTooSmallError(f"{t.shape[1]}x{t.shape[0]} is smaller than one patch")
+        return t.to(self.device, non_blocking=True)
+
+    def _run(
+        self,
+        images: Sequence[torch.Tensor],
+        grids: Sequence[Grid],
+        compute: Callable[[torch.Tensor, list[_Unit]], torch.Tensor],
+    ) -> list[torch.Tensor]:
+        """Run ``compute`` over every grid patch in budget-sized batches; per-image outputs."""
+        outputs: list[torch.Tensor | None] = [None] * len(images)
+        batch: list[_Unit] = []
+        size = 0
+
+        def flush() -> None:
+            patches = torch.cat(
+                [cut_grid(images[u.image], grids[u.image], *u.rows, *u.cols) for u in batch]
+            )
+            result = compute(patches, batch)
+            offset = 0
+            for u in batch:
+                out = outputs[u.image]
+                if out is None:
+                    out = result.new_empty((grids[u.image].count, result.shape[1]))
+                    outputs[u.image] = out
+                out[u.start : u.stop] = result[offset : offset + u.stop - u.start]
+                offset += u.stop - u.start
+
+        for i, grid in enumerate(grids):
+            for unit in _units(i, grid, self.patch_budget):
+                n = unit.stop - unit.start
+                if batch and size + n > self.patch_budget:
+                    flush()
+                    batch, size = [], 0
+                batch.append(unit)
+                size += n
+        if batch:
+            flush()
+        return [o for o in outputs if o is not None]
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
+
+    @torch.inference_mode()
+    def reference_features(self, reference: ImageLike) -> ReferenceFeatures:
+        """Conv features of a reference's full grid, to reuse across many distorted images."""
+        return self._reference_features([reference])[0]
+
+    def _reference_features(self, references: Sequence[ImageLike]) -> list[ReferenceFeatures]:
+        tensors = [self._tensor(r) for r in references]
+        grids = [grid_for(t.shape[0], t.shape[1], self.stride) for t in tensors]
+        with self._autocast():
+            feats = self._run(tensors, grids, lambda p, _units: self._extract(p).float())
+        return [
+            ReferenceFeatures(t.shape[0], t.shape[1], g, f)
+            for t, g, f in zip(tensors, grids, feats, strict=True)
+        ]
+
+    @torch.inference_mode()
+    def score(
+        self,
+        images: Sequence[ImageLike],
+        references: Sequence[ImageLike | ReferenceFeatures] | None = None,
+        *,
+        return_patches: bool = False,
+    ) -> list[ImageScore]:
+        """Score ``images`` (and, for FR models, their ``references``, aligned by position).
+
+        Raises ``ImageTooSmallError`` / ``SizeMismatchError`` before any compute, so a caller
+        that must not fail a whole batch validates items first (the CLI and jobs do).
+        """
+        tensors = [self._tensor(im) for im in images]
+        grids = [grid_for(t.shape[0], t.shape[1], self.stride) for t in tensors]
+        ref_feats = self._resolve_references(tensors, references)
+
+        def heads(patches: torch.Tensor, units: list[_Unit]) -> torch.Tensor:
+            f_d = self._extract(patches)
+            f_r = None
+            if ref_feats is not None:
+                f_r = torch.cat([ref_feats[u.image].features[u.start : u.stop] for u in units])
+                f_r = f_r.to(f_d.dtype)
+            y, alpha = self.model.heads(f_d, f_r)
+            return torch.stack([y, alpha], dim=1).float()
+
+        with self._autocast():
+            outputs = self._run(tensors, grids, heads)
+        results = []
+        for grid, out in zip(grids, outputs, strict=True):
+            y, alpha = out.cpu().numpy().T
+            patch_map = PatchMap(grid, y.copy(), alpha.copy()) if return_patches else None
+            results.append(ImageScore(pool(y, alpha), grid.count, patch_map))
+        return results
+
+    def _resolve_references(
+        self,
+        tensors: Sequence[torch.Tensor],
+        references: Sequence[ImageLike | ReferenceFeatures] | None,
+    ) -> list[ReferenceFeatures] | None:
+        if not self.full_reference:
+            if references is not None:
+                raise ValueError("a no-reference model takes no references")
+            return None
+        if references is None or len(references) != len(tensors):
+            raise ValueError("a full-reference model needs one reference per image")
+        for t, ref in zip(tensors, references, strict=True):
+            size = (ref.height, ref.width) if isinstance(ref, ReferenceFeatures) else ref.shape[:2]
+            if (t.shape[0], t.shape[1]) != tuple(size):
+                raise SizeMismatchError(
+                    f"distorted {t.shape[1]}x{t.shape[0]} vs reference {size[1]}x{size[0]}"
+                )
+            if isinstance(ref, ReferenceFeatures) and ref.grid.stride != self.stride:
+                raise ValueError("reference features were computed with another stride")
+        # Distinct reference objects are featurised once, in one batched pass.
+        pending: dict[int, ImageLike] = {}
+        for ref in references:
+            if not isinstance(ref, ReferenceFeatures):
+                pending.setdefault(id(ref), ref)
+        computed = dict(zip(pending, self._reference_features(list(pending.values())), strict=True))
+        return [r if isinstance(r, ReferenceFeatures) else computed[id(r)] for r in references]
+
+    def score_one(
+        self,
+        image: ImageLike,
+        reference: ImageLike | ReferenceFeatures | None = None,
+        *,
+        return_patches: bool = False,
+    ) -> ImageScore:
+        refs = None if reference is None else [reference]
+        return self.score([image], refs, return_patches=return_patches)[0]
