@@ -68,7 +68,7 @@ def cut_grid(
     # (h, w, 3) -> (3, h, w) -> (3, nr, nc, 32, 32) -> (nr, nc, 3, 32, 32)
     tiles = region.permute(2, 0, 1).unfold(1, PATCH_SIZE, s).unfold(2, PATCH_SIZE, s)
     tiles = tiles.permute(1, 2, 0, 3, 4).reshape(-1, 3, PATCH_SIZE, PATCH_SIZE)
-    return tiles.float().div_(255.0)
+    return tiles.contiguous().float().div_(255.0)  # contiguous: one conv code path for all
 
 
 def random_positions(

@@ -1,0 +1,131 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepiqa_core import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    UnsupportedImageError,
+    decode_image,
+)
+
+from .conftest import encode, make_image
+
+
+def _save(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_rgb_round_trip_is_exact_for_png() -> None:
+    rgb = make_image(40, 50)
+    out = decode_image(encode(rgb))
+    assert out.dtype == np.uint8 and out.shape == (40, 50, 3)
+    assert np.array_equal(out, rgb)
+    assert out.flags.writeable
+
+
+def test_grayscale_is_replicated_to_three_channels() -> None:
+    gray = make_image(40, 40)[:, :, 0]
+    out = decode_image(_save(Image.fromarray(gray, "L")))
+    assert np.array_equal(out, np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def test_sixteen_bit_grayscale_is_scaled_by_257() -> None:
+    values = np.full((40, 40), 257 * 100, dtype=np.uint16)
+    values[0, 0] = 65535
+    out = decode_image(_save(Image.fromarray(values)))
+    assert out[1, 1].tolist() == [100, 100, 100]
+    assert out[0, 0].tolist() == [255, 255, 255]
+
+
+def test_palette_image_is_expanded() -> None:
+    rgb = make_image(40, 40)
+    pal = Image.fromarray(rgb).quantize(16)
+    out = decode_image(_save(pal))
+    assert np.array_equal(out, np.asarray(pal.convert("RGB")))
+
+
+def test_alpha_is_composited_onto_white() -> None:
+    rgba = np.zeros((40, 40, 4), dtype=np.uint8)
+    rgba[..., 0] = 200  # red everywhere
+    rgba[:20, :, 3] = 255  # top half opaque, bottom half fully transparent
+    out = decode_image(_save(Image.fromarray(rgba, "RGBA")))
+    assert out[5, 5].tolist() == [200, 0, 0]
+    assert out[35, 5].tolist() == [255, 255, 255]
+
+
+def test_palette_with_transparency_is_composited_too() -> None:
+    pal = Image.new("P", (40, 40), 0)
+    pal.putpalette([10, 20, 30] + [0, 0, 0] * 255)
+    out = decode_image(_save(pal, transparency=0))
+    assert out[0, 0].tolist() == [255, 255, 255]
+
+
+def test_cmyk_jpeg_is_converted_to_rgb() -> None:
+    cmyk = Image.new("CMYK", (48, 48), (0, 255, 255, 0))  # pure red in CMYK
+    out = decode_image(_save(cmyk, "JPEG", quality=95))
+    r, g, b = out[24, 24].tolist()
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.fromarray(make_image(40, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    out = decode_image(_save(img, "JPEG", exif=exif.tobytes()))
+    assert out.shape == (80, 40, 3)
+
+
+def test_first_frame_of_an_animation_is_used() -> None:
+    frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    assert decode_image(buf.getvalue())[0, 0].tolist() == [255, 0, 0]
+
+
+def test_float_images_are_refused_with_their_own_code() -> None:
+    data = _save(Image.fromarray(np.zeros((40, 40), dtype=np.float32)), "TIFF")
+    with pytest.raises(UnsupportedImageError) as err:
+        decode_image(data)
+    assert err.value.code == "unsupported_image"
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"not an image at all", encode(make_image(64, 64), "JPEG")[:300]]
+)
+def test_empty_garbage_and_truncated_bytes_are_decode_errors(data: bytes) -> None:
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(data)
+    assert err.value.code == "decode_error"
+
+
+@pytest.mark.parametrize(("h", "w"), [(31, 100), (100, 31), (8, 8)])
+def test_images_smaller_than_a_patch_are_too_small(h: int, w: int) -> None:
+    with pytest.raises(ImageTooSmallError) as err:
+        decode_image(encode(make_image(h, w)))
+    assert err.value.code == "too_small"
+
+
+def test_pixel_limit_is_checked_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    big = _save(Image.new("L", (3000, 3000)))  # 9 MP of zeros: a few KB of PNG
+    assert len(big) < 100_000
+
+    def no_decoding(self: Image.Image) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", no_decoding)
+    with pytest.raises(ImageTooLargeError) as err:
+        decode_image(big, max_pixels=1_000_000)
+    assert err.value.code == "too_large" and "9000000" in str(err.value)
+
+
+def test_pillow_bomb_guard_maps_to_too_large() -> None:
+    huge = _save(Image.new("1", (20000, 20000)))  # 400 MP, over Pillow's hard limit
+    with pytest.raises(ImageTooLargeError):
+        decode_image(huge, max_pixels=None)
