@@ -164,6 +164,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "dtype": args.dtype,
         "torch": torch.__version__,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # fp32 convs may run as TF32 on GPU
         "matmul_gflops": matmul_gflops(device, dtype, args.min_seconds),
     }
     print(json.dumps({k: v for k, v in results.items()}), flush=True)
