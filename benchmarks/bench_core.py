@@ -31,6 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepiqa_core import DeepIQA, Scorer, decode_image, grid_for  # noqa: E402
+from deepiqa_core.imaging import decode_in_order, default_decode_workers  # noqa: E402
 from deepiqa_core.models import CONV_CHANNELS, PATCH_SIZE  # noqa: E402
 from deepiqa_core.patches import cut_grid  # noqa: E402
 
@@ -86,8 +87,19 @@ def synthetic_jpeg(height: int, width: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
+def _score_group(scorer: Scorer, group: list) -> None:
+    if scorer.full_reference:
+        scorer.score([d for d, _ in group], [r for _, r in group])
+    else:
+        scorer.score(group)
+
+
 def bench_case(
-    scorer: Scorer, size: tuple[int, int], n_images: int, min_seconds: float
+    scorer: Scorer,
+    size: tuple[int, int],
+    n_images: int,
+    min_seconds: float,
+    decode_workers: int,
 ) -> dict[str, float]:
     fr = scorer.full_reference
     h, w = size
@@ -118,12 +130,21 @@ def bench_case(
                 scorer._extract(patches[start : start + budget])
 
     def end_to_end() -> None:
-        decoded = [decode_image(b) for b in blobs]
-        references = [decode_image(b) for b in ref_blobs] if fr else None
-        per_batch = max(1, budget // grid.count)
-        for start in range(0, n_images, per_batch):
-            stop = start + per_batch
-            scorer.score(decoded[start:stop], references[start:stop] if fr else None)
+        """What the CLI does: threads decode ahead; budget-sized groups of images are scored."""
+        pairs = list(zip(blobs, ref_blobs or [None] * n_images, strict=True))
+        load = (
+            (lambda p: (decode_image(p[0]), decode_image(p[1])))
+            if fr
+            else (lambda p: decode_image(p[0]))
+        )
+        group: list = []
+        for _, decoded in decode_in_order(pairs, load, decode_workers):
+            group.append(decoded)
+            if len(group) * grid.count >= budget:
+                _score_group(scorer, group)
+                group = []
+        if group:
+            _score_group(scorer, group)
 
     t_net = _timed(network, device, min_seconds)
     t_conv = _timed(conv_only, device, min_seconds)
@@ -151,6 +172,7 @@ def main() -> None:
     parser.add_argument("--images-small", type=int, default=16, help="images at 512x384")
     parser.add_argument("--images-large", type=int, default=3, help="images at 1920x1080")
     parser.add_argument("--patch-budget", type=int, default=1024)
+    parser.add_argument("--decode-workers", type=int, default=default_decode_workers())
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time per measurement")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -162,6 +184,7 @@ def main() -> None:
     results: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
+        "decode_workers": args.decode_workers,
         "dtype": args.dtype,
         "torch": torch.__version__,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # fp32 convs may run as TF32 on GPU
@@ -175,7 +198,7 @@ def main() -> None:
         )
         for label, size in SIZES.items():
             n = args.images_small if label == "512x384" else args.images_large
-            case = bench_case(scorer, size, n, args.min_seconds)
+            case = bench_case(scorer, size, n, args.min_seconds, args.decode_workers)
             case["conv_over_matmul"] = case["conv_gflops"] / results["matmul_gflops"]
             if args.compare_fp32 and autocast is not None:
                 image = decode_image(synthetic_jpeg(*size, seed=7))

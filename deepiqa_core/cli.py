@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import DeepIQAError, SizeMismatchError, UnpairedError
-from .imaging import DEFAULT_MAX_PIXELS, read_image
+from .imaging import DEFAULT_MAX_PIXELS, decode_in_order, default_decode_workers, read_image
 from .maps import save_map
 from .models import PATCH_SIZE, VARIANTS, DeepIQA
 from .patches import grid_for
@@ -101,10 +101,13 @@ def _error_row(path: Path, ref: Path | None, exc: Exception) -> Row:
 class _FolderScorer:
     """Decodes, validates and scores files in chunks; one bad file only costs its own row."""
 
-    def __init__(self, scorer: Scorer, max_pixels: int, chunk_patches: int) -> None:
+    def __init__(
+        self, scorer: Scorer, max_pixels: int, chunk_patches: int, decode_workers: int
+    ) -> None:
         self.scorer = scorer
         self.max_pixels = max_pixels
         self.chunk_patches = chunk_patches
+        self.decode_workers = decode_workers
         self.ref_cache: OrderedDict[Path, ReferenceFeatures | Exception] = OrderedDict()
 
     def _reference(self, path: Path) -> ReferenceFeatures:
@@ -125,9 +128,15 @@ class _FolderScorer:
         pending: list[tuple[Path, Path | None, np.ndarray, ReferenceFeatures | None]] = []
         patches = 0
         bar = tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr)
-        for path, ref in pairs:
+        decoded = decode_in_order(
+            pairs,
+            lambda pair: read_image(pair[0], max_pixels=self.max_pixels),
+            self.decode_workers,
+        )
+        for (path, ref), image in decoded:
             try:
-                image = read_image(path, max_pixels=self.max_pixels)
+                if isinstance(image, Exception):
+                    raise image
                 feats = None
                 if self.scorer.full_reference:
                     if ref is None:
@@ -138,7 +147,7 @@ class _FolderScorer:
                             f"distorted {image.shape[1]}x{image.shape[0]} vs reference "
                             f"{feats.width}x{feats.height}"
                         )
-            except (OSError, DeepIQAError) as exc:
+            except Exception as exc:
                 bar.update(1)
                 yield _error_row(path, ref, exc)
                 continue
@@ -220,7 +229,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.map:
         rows = [_score_with_map(scorer, pairs[0], args)]
     else:
-        runner = _FolderScorer(scorer, args.max_pixels, args.patch_budget)
+        runner = _FolderScorer(scorer, args.max_pixels, args.patch_budget, args.decode_workers)
         progress = not args.quiet and len(pairs) > 1 and sys.stderr.isatty()
         rows = list(runner.run(pairs, progress))
     elapsed = time.perf_counter() - started
@@ -351,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse larger images as too_large (default {DEFAULT_MAX_PIXELS})",
+    )
+    score.add_argument(
+        "--decode-workers",
+        type=int,
+        default=default_decode_workers(),
+        help="threads that read and decode images ahead of the network (default: CPUs, max 8)",
     )
     score.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     score.set_defaults(func=cmd_score)

@@ -129,3 +129,15 @@ def test_pillow_bomb_guard_maps_to_too_large() -> None:
     huge = _save(Image.new("1", (20000, 20000)))  # 400 MP, over Pillow's hard limit
     with pytest.raises(ImageTooLargeError):
         decode_image(huge, max_pixels=None)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_decode_in_order_keeps_order_and_returns_errors_per_item(workers: int) -> None:
+    from deepiqa_core.imaging import decode_in_order
+
+    blobs = [encode(make_image(40, 40 + i, seed=i)) for i in range(20)]
+    blobs[7] = b"broken"
+    results = list(decode_in_order(range(20), lambda i: decode_image(blobs[i]), workers))
+    assert [i for i, _ in results] == list(range(20))
+    assert isinstance(results[7][1], ImageDecodeError)
+    assert all(r.shape == (40, 40 + i, 3) for i, r in results if i != 7)
