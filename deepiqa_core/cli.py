@@ -17,19 +17,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .defaults import SAMPLES
 from .errors import DeepIQAError, SizeMismatchError, UnpairedError
 from .imaging import DEFAULT_MAX_PIXELS, decode_in_order, default_decode_workers, read_image
 from .maps import save_map
 from .models import PATCH_SIZE, VARIANTS, DeepIQA
 from .patches import grid_for
 from .scoring import DEFAULT_PATCH_BUDGET, ReferenceFeatures, Scorer
+from .sources import IMAGE_SUFFIXES
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, read_meta, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 PAIR_SEPARATOR = "__"
-SAMPLES = Path(__file__).parent / "samples"
+
 
 EPILOG = f"""\
 exit codes:

@@ -13,6 +13,24 @@ class DeepIQAError(Exception):
     code = "internal"
 
 
+class MissingInputError(DeepIQAError):
+    """The file or object does not exist."""
+
+    code = "missing"
+
+
+class AccessDeniedError(DeepIQAError):
+    """The file or object exists (or may exist) but may not be read."""
+
+    code = "access_denied"
+
+
+class ReadError(DeepIQAError):
+    """Any other failure to read the bytes (network, throttling after retries, I/O)."""
+
+    code = "read_error"
+
+
 class ImageDecodeError(DeepIQAError):
     """The bytes are empty, truncated, corrupt or not an image format Pillow can read."""
 

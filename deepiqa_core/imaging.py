@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import (
     ImageDecodeError,
@@ -59,6 +59,8 @@ def decode_image(
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(str(exc)) from exc
+    except UnidentifiedImageError as exc:  # its message names a memory address: not stable
+        raise ImageDecodeError("not an image format Pillow can read") from exc
     except Exception as exc:  # Pillow raises many types for unreadable bytes
         raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
     width, height = img.size

@@ -59,3 +59,93 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         meta = WeightsMeta(variant=variant, score_direction="higher_better", training_data="test")
         save_weights(trained_like(variant, seed=i), folder / f"{variant}.safetensors", meta)
     return folder
+
+
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> dict[str, str]:
+    """moto's S3 over real HTTP on 127.0.0.1, with IAM enforced.
+
+    The first few requests are unauthenticated (moto's INITIAL_NO_AUTH_ACTION_COUNT) and make a
+    bucket ``media`` and a user ``scorer`` that may do anything in it except read ``secret/*``;
+    the process's AWS_* settings become that user's, so the driver and Spark's Python workers
+    (started later, inheriting them) read S3 as it, and ``secret/*`` gives AccessDenied.
+    """
+    import json
+    import os
+
+    setup_actions = 4
+    os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = str(setup_actions)
+    import boto3
+    from moto import settings
+    from moto.server import ThreadedMotoServer
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = setup_actions
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    anon = {
+        "endpoint_url": url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "setup",
+        "aws_secret_access_key": "setup",
+    }
+    boto3.client("s3", **anon).create_bucket(Bucket="media")
+    iam = boto3.client("iam", **anon)
+    iam.create_user(UserName="scorer")
+    key = iam.create_access_key(UserName="scorer")["AccessKey"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::media", "arn:aws:s3:::media/*"],
+            },
+            {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::media/secret/*"},
+        ],
+    }
+    iam.put_user_policy(UserName="scorer", PolicyName="scoring", PolicyDocument=json.dumps(policy))
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    from deepiqa_core.sources import reset_s3_client
+
+    reset_s3_client()
+    yield {"url": url, "bucket": "media"}
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(s3_server):
+    """One local[2] SparkSession for the whole test run (after the S3 settings exist)."""
+    import os
+    import sys
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    # Python workers import the job module (its worker function is pickled by reference here).
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(JOBS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    sys.path.insert(0, str(JOBS))
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("deepiqa-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.log.level", "WARN")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
