@@ -1,0 +1,1 @@
+"""Training support: synthetic distortions, weak labels, the paper-protocol training loop."""
