@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .defaults import SAMPLES
+from .defaults import DEFAULT_WEIGHTS, SAMPLES
 from .errors import DeepIQAError, SizeMismatchError, UnpairedError
 from .imaging import DEFAULT_MAX_PIXELS, decode_in_order, default_decode_workers, read_image
 from .maps import save_map
@@ -40,6 +40,7 @@ exit codes:
   {EXIT_FATAL}  nothing was scored: unreadable weights, missing input path, ...
 
 examples:
+  deepiqa score photo.jpg                      # the shipped default WaDIQaM-NR weights
   deepiqa score photo.jpg --weights nr.safetensors
   deepiqa score photos/ --weights nr.safetensors --format csv --output scores.csv
   deepiqa score dist.png --ref ref.png --weights fr.safetensors --map dist-map.png
@@ -200,6 +201,8 @@ def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
 
 
 def _load_scorer(args: argparse.Namespace) -> tuple[Scorer, WeightsMeta]:
+    if args.weights is None:
+        args.weights = str(DEFAULT_WEIGHTS["fr" if args.ref is not None else "nr"])
     model, meta = load_weights(args.weights)
     scorer = Scorer(model, device=args.device, stride=args.stride, patch_budget=args.patch_budget)
     return scorer, meta
@@ -331,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     score.add_argument("input", help="an image file or a folder of images")
-    score.add_argument("--weights", required=True, help="a deepiqa .safetensors weights file")
+    score.add_argument(
+        "--weights",
+        help="a deepiqa .safetensors weights file (default: the shipped WaDIQaM-NR, or "
+        "WaDIQaM-FR with --ref)",
+    )
     score.add_argument("--ref", help="reference image or folder (full-reference models only)")
     score.add_argument("--format", choices=["table", "json", "csv"], default="table")
     score.add_argument("--output", help="write the table/JSON/CSV here instead of stdout")

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/common.py, on the driver only
 
 from common import publish_atomically, spark_session  # noqa: E402
+from pyspark.accumulators import AccumulatorParam  # noqa: E402
 
 from deepiqa_core.batch import BatchConfig, output_columns  # noqa: E402
 from deepiqa_core.defaults import DEFAULT_WEIGHTS, SAMPLES  # noqa: E402
@@ -225,13 +226,24 @@ def attach_references(spark, items, args):
 # --- the executor side ------------------------------------------------------------------------
 
 
-def make_worker(broadcast, sha: str, config: BatchConfig, args, loads):
+class MaxParam(AccumulatorParam):
+    """Accumulator that keeps the largest value added (peak worker memory)."""
+
+    def zero(self, value: int) -> int:
+        return 0
+
+    def addInPlace(self, value1: int, value2: int) -> int:  # noqa: N802 (PySpark's name)
+        return max(value1, value2)
+
+
+def make_worker(broadcast, sha: str, config: BatchConfig, args, loads, peak_rss):
     """The mapInPandas function. Defined here, so spark-submit pickles it by value."""
     requested_device, precision = args.device, args.precision
     torch_threads, marker = args.torch_threads, args.fail_once_marker
 
     def worker(frames):
         import os
+        import resource
 
         import torch
         from pyspark import TaskContext
@@ -269,6 +281,7 @@ def make_worker(broadcast, sha: str, config: BatchConfig, args, loads):
             if inject:
                 open(marker, "w").close()
                 raise RuntimeError("injected failure (--fail-once-marker)")
+        peak_rss.add(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # KiB -> MiB
 
     return worker
 
@@ -313,8 +326,9 @@ def run_scoring(spark, args, weights: Path, output: Path) -> dict:
     )
     schema = ", ".join(f"{name} {kind}" for name, kind in output_columns(config))
     loads = spark.sparkContext.accumulator(0)
+    peak_rss = spark.sparkContext.accumulator(0, MaxParam())
     broadcast = spark.sparkContext.broadcast(data)
-    worker = make_worker(broadcast, sha, config, args, loads)
+    worker = make_worker(broadcast, sha, config, args, loads, peak_rss)
 
     started = time.perf_counter()
     with publish_atomically(output, args.overwrite) as staging:
@@ -344,6 +358,7 @@ def run_scoring(spark, args, weights: Path, output: Path) -> dict:
         if args.csv:
             result.write.option("header", True).csv(str(staging / "scores_csv"))
         summary = summarise(result, rows, elapsed, meta.variant, sha, loads.value, partitions)
+        summary["worker_peak_rss_mib"] = peak_rss.value
         summary["output"] = str(output.absolute())
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -405,7 +420,10 @@ def print_summary(summary: dict) -> None:
     print(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
     if pct:
         print("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct.values()))
-    print(f"  model loads: {summary['model_loads']} across {summary['partitions']} partitions")
+    print(
+        f"  model loads: {summary['model_loads']} across {summary['partitions']} partitions; "
+        f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB"
+    )
     print(f"  output: {summary['output']}")
 
 

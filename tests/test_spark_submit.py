@@ -1,0 +1,101 @@
+"""The real spark-submit: the embedded default (the README's main command) and a retried task."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepiqa_core.defaults import SAMPLES
+
+from .conftest import JOBS, encode, make_image
+
+pytestmark = pytest.mark.spark
+ROOT = JOBS.parent
+
+
+def spark_submit(master: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    exe = Path(sys.executable).with_name("spark-submit")
+    return subprocess.run(
+        [
+            str(exe),
+            "--master",
+            master,
+            "--conf",
+            "spark.ui.enabled=false",
+            str(JOBS / "score.py"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_embedded_default_scores_the_bundled_samples(tmp_path):
+    result = spark_submit("local[2]", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    nr = pd.read_parquet(tmp_path / "output/score-default/nr/scores")
+    fr = pd.read_parquet(tmp_path / "output/score-default/fr/scores")
+    assert len(nr) == len(list((SAMPLES / "nr").iterdir())) == 4
+    assert len(fr) == 6 and fr["error_code"].isna().all() and nr["error_code"].isna().all()
+    assert set(nr["model"]) == {"wadiqam-nr"} and set(fr["model"]) == {"wadiqam-fr"}
+    assert nr["score"].between(0, 100).all() and fr["score"].between(0, 100).all()
+    assert fr["score"].std() > 1.0  # distinct distortions get distinct scores
+    assert "deepiqa score: 4 images with wadiqam-nr" in result.stdout
+    assert "deepiqa score: 6 images with wadiqam-fr" in result.stdout
+    assert "images/s" in result.stdout and "score p5/p25/p50/p75/p95" in result.stdout
+
+
+def test_a_task_that_fails_once_is_retried_without_duplicates(tmp_path, weights_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(24):
+        (photos / f"{i:02d}.png").write_bytes(encode(make_image(64, 64, seed=i)))
+    marker = tmp_path / "failed-once"
+    out = tmp_path / "out"
+    result = spark_submit(
+        "local[2,2]",  # two cores, a task may fail twice (local mode's default is once)
+        str(photos),
+        "--weights",
+        str(weights_dir / "diqam-nr.safetensors"),
+        "--output",
+        str(out),
+        "--partitions",
+        "2",
+        "--arrow-batch-rows",
+        "4",
+        "--fail-once-marker",
+        str(marker),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker.exists()  # the failure really happened
+    assert "injected failure" in result.stderr
+    df = pd.read_parquet(out / "scores")
+    assert len(df) == 24 and df["id"].is_unique and df["error_code"].isna().all()
+
+
+def test_help_explains_inputs_outputs_and_examples():
+    result = subprocess.run(
+        [sys.executable, str(JOBS / "score.py"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for text in (
+        "s3://",
+        "--ref",
+        "--pair-regex",
+        "--patches",
+        "--max-error-rate",
+        "error codes",
+        "examples",
+        "_COMPLETE",
+    ):
+        assert text in result.stdout
