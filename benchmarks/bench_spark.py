@@ -107,7 +107,7 @@ def main() -> None:
             images = make_images(root / f"dist{count}", count, seed=0)
             refs_dir = root / f"ref{count}"
             refs = make_images(refs_dir, count, seed=10_000)
-            for i, ref in enumerate(refs):  # FR pairs by name: img0001__x.jpg -> img0001.jpg
+            for i in range(count):  # FR pairs by name: img0001__jpeg.jpg -> img0001.jpg
                 target = root / f"fr{count}" / f"img{i:04d}__jpeg.jpg"
                 target.parent.mkdir(exist_ok=True)
                 if not target.exists():
