@@ -85,8 +85,8 @@ def train(
     with torch.no_grad():  # start at the mean label, not at ~0, so early steps learn ranking
         model.quality[3].bias.fill_(labels_mean)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    images = [torch.from_numpy(s.distorted).to(device) for s in train_set]
-    refs = [torch.from_numpy(s.reference).to(device) for s in train_set]
+    images = [torch.tensor(s.distorted, device=device) for s in train_set]
+    refs = [torch.tensor(s.reference, device=device) for s in train_set]
     labels = torch.tensor([s.label for s in train_set], dtype=torch.float32, device=device)
     k = config.patches_per_image
     best = (-2.0, 0, copy.deepcopy(model.state_dict()))
