@@ -150,11 +150,12 @@ class Scorer:
         return self.model.extract(patches)
 
     def _tensor(self, image: ImageLike) -> torch.Tensor:
-        t = (
-            torch.from_numpy(np.ascontiguousarray(image))
-            if isinstance(image, np.ndarray)
-            else image
-        )
+        if isinstance(image, np.ndarray):
+            # torch warns on read-only arrays (e.g. straight from Pillow); copy those only
+            usable = image.flags.writeable and image.flags.c_contiguous
+            t = torch.from_numpy(image if usable else np.array(image, order="C"))
+        else:
+            t = image
         if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[2] != 3:
             raise ValueError(
                 f"expected an (H, W, 3) uint8 RGB image, got {tuple(t.shape)} {t.dtype}"
