@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_core import synthetic_jpeg  # noqa: E402
+from bench_core import _score_group, synthetic_jpeg  # noqa: E402
 
 from deepiqa_core import Scorer, load_weights, read_image  # noqa: E402
 from deepiqa_core.defaults import DEFAULT_WEIGHTS  # noqa: E402
@@ -59,18 +59,11 @@ def single_process(weights: Path, images: list[Path], refs: list[Path] | None) -
     for _, decoded in decode_in_order(pairs, load):
         group.append(decoded)
         if len(group) == per_call:
-            _score(scorer, group, refs is not None)
+            _score_group(scorer, group)
             group = []
     if group:
-        _score(scorer, group, refs is not None)
+        _score_group(scorer, group)
     return len(images) / (time.perf_counter() - started)
-
-
-def _score(scorer: Scorer, group: list, fr: bool) -> None:
-    if fr:
-        scorer.score([d for d, _ in group], [r for _, r in group])
-    else:
-        scorer.score(group)
 
 
 def spark_job(weights: Path, folder: Path, ref_folder: Path | None, out: Path) -> dict:

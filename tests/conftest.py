@@ -64,6 +64,24 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 JOBS = Path(__file__).resolve().parents[1] / "jobs"
 
 
+def spark_submit(master: str, *args: str, cwd: Path):
+    """Run the real spark-submit of this environment (its Python for driver and workers)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    exe = Path(sys.executable).with_name("spark-submit")
+    return subprocess.run(
+        [str(exe), "--master", master, "--conf", "spark.ui.enabled=false", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> dict[str, str]:
     """moto's S3 over real HTTP on 127.0.0.1, with IAM enforced.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import JOBS, encode, make_image
+from .conftest import JOBS, encode, make_image, spark_submit
 
 pytestmark = pytest.mark.spark
 ROOT = JOBS.parent
@@ -41,19 +40,6 @@ def wheel(tmp_path_factory) -> Path:
     return shipped
 
 
-def _submit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    exe = Path(sys.executable).with_name("spark-submit")
-    return subprocess.run(
-        [str(exe), "--master", "local[2]", "--conf", "spark.ui.enabled=false", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
-
-
 def test_wheel_holds_the_library_weights_and_samples(wheel):
     import zipfile
 
@@ -64,7 +50,9 @@ def test_wheel_holds_the_library_weights_and_samples(wheel):
 
 
 def test_executors_import_the_shipped_wheel_and_the_job_runs_with_it(wheel, tmp_path, weights_dir):
-    probe = _submit("--py-files", str(wheel), str(ROOT / "tests" / "spark_probe.py"), cwd=tmp_path)
+    probe = spark_submit(
+        "local[2]", "--py-files", str(wheel), str(ROOT / "tests" / "spark_probe.py"), cwd=tmp_path
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     line = next(ln for ln in probe.stdout.splitlines() if ln.startswith("EXECUTOR_LIBRARY"))
     assert wheel.name in line  # executors imported deepiqa_core from the wheel, not the checkout
@@ -73,7 +61,8 @@ def test_executors_import_the_shipped_wheel_and_the_job_runs_with_it(wheel, tmp_
     for i in range(3):
         (photos / f"{i}.png").write_bytes(encode(make_image(64, 64, seed=i)))
     out = tmp_path / "out"
-    job = _submit(
+    job = spark_submit(
+        "local[2]",
         "--py-files",
         str(wheel),
         str(JOBS / "score.py"),

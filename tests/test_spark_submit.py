@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,35 +11,18 @@ import pytest
 
 from deepiqa_core.defaults import SAMPLES
 
-from .conftest import JOBS, encode, make_image
+from .conftest import JOBS, encode, make_image, spark_submit
 
 pytestmark = pytest.mark.spark
 ROOT = JOBS.parent
 
 
-def spark_submit(master: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    exe = Path(sys.executable).with_name("spark-submit")
-    return subprocess.run(
-        [
-            str(exe),
-            "--master",
-            master,
-            "--conf",
-            "spark.ui.enabled=false",
-            str(JOBS / "score.py"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=600,
-    )
+def submit_score(master: str, *args: str, cwd: Path):
+    return spark_submit(master, str(JOBS / "score.py"), *args, cwd=cwd)
 
 
 def test_embedded_default_scores_the_bundled_samples(tmp_path):
-    result = spark_submit("local[2]", cwd=tmp_path)
+    result = submit_score("local[2]", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     nr = pd.read_parquet(tmp_path / "output/score-default/nr/scores")
     fr = pd.read_parquet(tmp_path / "output/score-default/fr/scores")
@@ -61,7 +43,7 @@ def test_a_task_that_fails_once_is_retried_without_duplicates(tmp_path, weights_
         (photos / f"{i:02d}.png").write_bytes(encode(make_image(64, 64, seed=i)))
     marker = tmp_path / "failed-once"
     out = tmp_path / "out"
-    result = spark_submit(
+    result = submit_score(
         "local[2,2]",  # two cores, a task may fail twice (local mode's default is once)
         str(photos),
         "--weights",
