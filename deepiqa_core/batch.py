@@ -4,7 +4,10 @@
 one row per input row, always: a score, or a null score with an error code and message. Columns in:
 
 * ``id`` (string), ``uri`` (string) and optionally ``image`` (bytes: used instead of reading uri);
-* full reference: ``ref_uri`` and optionally ``ref_image``; a null ``ref_uri`` means unpaired.
+* full reference: ``ref_uri`` and optionally ``ref_image``; a null ``ref_uri`` means unpaired;
+* tiles of huge images: ``tile_row_start``/``tile_row_stop`` score only grid rows [start, stop)
+  (patch positions stay those of the full image), so one image can be spread over many tasks and
+  its patch outputs pooled afterwards (``probe_frame`` gives each image's grid rows).
 
 Images are fetched and decoded by a small thread pool (S3 GETs and Pillow both release the GIL),
 patches of many images go through the network together up to the patch budget, and a reference
@@ -25,7 +28,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import DeepIQAError, SizeMismatchError, UnpairedError
-from .imaging import DEFAULT_MAX_PIXELS, decode_image, decode_in_order
+from .imaging import DEFAULT_MAX_PIXELS, decode_image, decode_in_order, image_size
+from .models import PATCH_SIZE
 from .patches import grid_for
 from .scoring import DEFAULT_PATCH_BUDGET, ReferenceFeatures, Scorer
 from .sources import read_bytes
@@ -109,8 +113,16 @@ class BatchScorer:
         out["model_sha256"] = [self.model_sha256] * n
         images = list(frame["image"]) if "image" in frame else [None] * n
         ref_images = list(frame["ref_image"]) if "ref_image" in frame else [None] * n
+        bands = (
+            [
+                _band(a, b)
+                for a, b in zip(frame["tile_row_start"], frame["tile_row_stop"], strict=True)
+            ]
+            if "tile_row_start" in frame
+            else [None] * n
+        )
 
-        pending: list[tuple[int, np.ndarray, ReferenceFeatures | None]] = []
+        pending: list[tuple[int, np.ndarray, ReferenceFeatures | None, int]] = []
         budget_used = 0
         loads = decode_in_order(
             range(n),
@@ -121,13 +133,15 @@ class BatchScorer:
             try:
                 if isinstance(image, BaseException):
                     raise image
+                full_size = image.shape[:2]
+                image, offset = self._crop(image, bands[i])
                 feats = None
                 if self.scorer.full_reference:
-                    feats = self._reference(refs[i], ref_images[i], image.shape[:2])
+                    feats = self._reference(refs[i], ref_images[i], full_size, bands[i])
             except Exception as exc:
                 out["error_code"][i], out["error_message"][i] = _error(exc)
                 continue
-            pending.append((i, image, feats))
+            pending.append((i, image, feats, offset))
             budget_used += grid_for(image.shape[0], image.shape[1], self.config.stride).count
             if budget_used >= self.config.patch_budget:
                 self._flush(pending, out)
@@ -138,29 +152,42 @@ class BatchScorer:
     def _flush(self, pending: list, out: dict[str, list]) -> None:
         if not pending:
             return
-        refs = [f for _, _, f in pending] if self.scorer.full_reference else None
+        refs = [f for _, _, f, _ in pending] if self.scorer.full_reference else None
         try:
             results = self.scorer.score(
-                [im for _, im, _ in pending], refs, return_patches=self.config.with_patches
+                [im for _, im, _, _ in pending], refs, return_patches=self.config.with_patches
             )
         except Exception as exc:  # never fail a task: every row still gets its own error
-            for i, _, _ in pending:
+            for i, *_ in pending:
                 out["error_code"][i], out["error_message"][i] = _error(exc)
             return
-        for (i, _, _), result in zip(pending, results, strict=True):
+        for (i, _, _, offset), result in zip(pending, results, strict=True):
             out["score"][i] = result.score
             out["num_patches"][i] = result.num_patches
             if result.patches is not None:
                 ys, xs = result.patches.positions()
-                out["patch_y"][i] = ys.astype(np.int32)
+                out["patch_y"][i] = (ys + offset).astype(np.int32)
                 out["patch_x"][i] = xs.astype(np.int32)
                 out["patch_quality"][i] = result.patches.quality
                 out["patch_weight"][i] = result.patches.weight
 
-    def _reference(self, uri: Any, data: Any, size: tuple[int, int]) -> ReferenceFeatures:
+    def _crop(self, image: np.ndarray, band: tuple[int, int] | None) -> tuple[np.ndarray, int]:
+        """The pixel rows of grid rows [start, stop), and their offset in the full image."""
+        if band is None:
+            return image, 0
+        top = band[0] * self.config.stride
+        bottom = (band[1] - 1) * self.config.stride + PATCH_SIZE
+        crop = image[top:bottom]
+        if crop.shape[0] < PATCH_SIZE:
+            raise DeepIQAError(f"tile rows {band} lie outside a {image.shape[0]}-pixel image")
+        return np.ascontiguousarray(crop), top
+
+    def _reference(
+        self, uri: Any, data: Any, size: tuple[int, int], band: tuple[int, int] | None = None
+    ) -> ReferenceFeatures:
         if not isinstance(uri, str) or not uri:
             raise UnpairedError("no reference for this image")
-        key = (uri, size) if self.config.resize_reference else (uri,)
+        key = (uri, size if self.config.resize_reference else None, band)
         if key not in self._refs:
             try:
                 image = _load(uri, data, self.config.max_pixels)
@@ -171,7 +198,7 @@ class BatchScorer:
                             f"{image.shape[1]}x{image.shape[0]} ({uri})"
                         )
                     image = resize(image, size)
-                self._refs[key] = self.scorer.reference_features(image)
+                self._refs[key] = self.scorer.reference_features(self._crop(image, band)[0])
             except Exception as exc:
                 self._refs[key] = exc
             while len(self._refs) > self.config.reference_cache:
@@ -181,6 +208,36 @@ class BatchScorer:
         if isinstance(cached, BaseException):
             raise cached
         return cached
+
+
+def _band(start: Any, stop: Any) -> tuple[int, int] | None:
+    if start is None or stop is None or (isinstance(start, float) and np.isnan(start)):
+        return None
+    return int(start), int(stop)
+
+
+def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
+    """``id`` and ``grid_rows`` (null when unreadable) of every row, from image headers only."""
+    import pandas as pd
+
+    n = len(frame)
+    uris = list(frame["uri"]) if "uri" in frame else [None] * n
+    images = list(frame["image"]) if "image" in frame else [None] * n
+
+    def rows(i: int) -> int:
+        data = images[i]
+        if data is None or (isinstance(data, float) and np.isnan(data)):
+            data = read_bytes(uris[i])
+        height, width = image_size(bytes(data))
+        return grid_for(height, width, config.stride).rows
+
+    grid_rows = [
+        None if isinstance(r, BaseException) else int(r)
+        for _, r in decode_in_order(range(n), rows, config.decode_workers)
+    ]
+    return pd.DataFrame(
+        {"id": [str(v) for v in frame["id"]], "grid_rows": pd.array(grid_rows, dtype="Int32")}
+    )
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

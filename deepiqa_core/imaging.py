@@ -82,6 +82,26 @@ def decode_image(
     return rgb
 
 
+def image_size(data: bytes) -> tuple[int, int]:
+    """(height, width) that ``decode_image`` would return, read from the header alone.
+
+    EXIF orientations 5-8 (quarter turns) swap the two, as ``decode_image`` applies them.
+    """
+    if not data:
+        raise ImageDecodeError("empty input: 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from exc
+    except Exception as exc:
+        raise ImageDecodeError(f"not a readable image ({type(exc).__name__})") from exc
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
 def to_rgb(img: Image.Image) -> np.ndarray:
     """Apply the module's colour rule to a loaded Pillow image; returns (H, W, 3) uint8."""
     mode = img.mode

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resize a reference to its distorted image's size instead of size_mismatch",
     )
+    g.add_argument(
+        "--tile-rows",
+        type=int,
+        help="split each image into tiles of this many patch rows, scored by separate tasks "
+        "and pooled in Spark (for huge images; ids must be unique)",
+    )
     g.add_argument("--stride", type=int, default=32, help="patch grid step (default 32)")
     g.add_argument(
         "--patch-budget",
@@ -291,7 +297,6 @@ def make_worker(broadcast, sha: str, config: BatchConfig, args, loads, peak_rss)
 
 def run_scoring(spark, args, weights: Path, output: Path) -> dict:
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     data = weights.read_bytes()
     meta = read_meta(data)
@@ -311,19 +316,27 @@ def run_scoring(spark, args, weights: Path, output: Path) -> dict:
     partitions = args.partitions or max(
         spark.sparkContext.defaultParallelism, math.ceil(rows / args.rows_per_partition)
     )
-    if full_reference:  # co-locate rows sharing a reference so each worker featurises it once
-        items = items.repartition(partitions, "ref_uri").sortWithinPartitions("ref_uri", "id")
-    else:
-        items = items.repartition(partitions, "id")
-
     config = BatchConfig(
         stride=args.stride,
         patch_budget=args.patch_budget,
         max_pixels=args.max_pixels,
         resize_reference=args.resize_reference,
         decode_workers=args.decode_workers,
-        with_patches=args.patches,
+        with_patches=args.patches or bool(args.tile_rows),
     )
+    # Tiles of one image go to different tasks; FR rows sharing a reference (and tile) go to
+    # the same task, sorted, so each worker featurises that reference once.
+    tile = []
+    if args.tile_rows:
+        items = split_into_tiles(items, rows, args.tile_rows, config, partitions)
+        tile = ["tile_row_start"]
+    if full_reference:
+        items = items.repartition(partitions, "ref_uri", *tile).sortWithinPartitions(
+            "ref_uri", *tile, "id"
+        )
+    else:
+        items = items.repartition(partitions, "id", *tile)
+
     schema = ", ".join(f"{name} {kind}" for name, kind in output_columns(config))
     loads = spark.sparkContext.accumulator(0)
     peak_rss = spark.sparkContext.accumulator(0, MaxParam())
@@ -333,25 +346,15 @@ def run_scoring(spark, args, weights: Path, output: Path) -> dict:
     started = time.perf_counter()
     with publish_atomically(output, args.overwrite) as staging:
         scored = items.mapInPandas(worker, schema)
-        if args.patches:
+        if config.with_patches:  # two outputs from one scoring pass
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+        patches = explode_patches(scored) if config.with_patches else None
         base = [name for name, _ in output_columns(BatchConfig())]
-        scored.select(*base).write.parquet(str(staging / "scores"))
+        scores = combine_tiles(scored, patches, base) if args.tile_rows else scored.select(*base)
+        scores.write.parquet(str(staging / "scores"))
         if args.patches:
-            patches = scored.select(
-                "id",
-                F.posexplode(
-                    F.arrays_zip("patch_y", "patch_x", "patch_quality", "patch_weight")
-                ).alias("patch_index", "p"),
-            ).select(
-                "id",
-                "patch_index",
-                F.col("p.patch_y").alias("y"),
-                F.col("p.patch_x").alias("x"),
-                F.col("p.patch_quality").alias("quality"),
-                F.col("p.patch_weight").alias("weight"),
-            )
             patches.write.parquet(str(staging / "patches"))
+        if config.with_patches:
             scored.unpersist()
         elapsed = time.perf_counter() - started
         result = spark.read.parquet(str(staging / "scores"))
@@ -362,6 +365,76 @@ def run_scoring(spark, args, weights: Path, output: Path) -> dict:
         summary["output"] = str(output.absolute())
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def split_into_tiles(items, rows: int, tile_rows: int, config: BatchConfig, partitions: int):
+    """One row per tile of ``tile_rows`` grid rows; grid sizes come from image headers.
+
+    Unreadable images keep a single untiled row, whose scoring then reports the error.
+    """
+    from pyspark.sql import functions as F
+
+    if items.select("id").distinct().count() != rows:
+        raise UsageError("--tile-rows pools tiles by id, so ids must be unique")
+    probe_cols = [c for c in ("id", "uri", "image") if c in items.columns]
+
+    def probe(frames):
+        from deepiqa_core.batch import probe_frame
+
+        for frame in frames:
+            yield probe_frame(frame, config)
+
+    sizes = (
+        items.select(*probe_cols)
+        .repartition(partitions, "id")
+        .mapInPandas(probe, "id string, grid_rows int")
+    )
+    tiles = F.greatest(F.lit(1), F.ceil(F.col("grid_rows") / tile_rows).cast("int"))
+    start = F.col("tile") * tile_rows
+    return (
+        items.join(sizes, on="id", how="left")
+        .withColumn("tile", F.explode(F.sequence(F.lit(0), F.coalesce(tiles, F.lit(1)) - 1)))
+        .withColumn("tile_row_start", F.when(F.col("grid_rows").isNotNull(), start))
+        .withColumn("tile_row_stop", F.when(F.col("grid_rows").isNotNull(), start + tile_rows))
+        .drop("grid_rows", "tile")
+    )
+
+
+def explode_patches(scored):
+    """Per-patch table: id, patch_index (row-major in the image's grid), y, x, quality, weight."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    zipped = F.arrays_zip("patch_y", "patch_x", "patch_quality", "patch_weight")
+    patches = scored.select("id", F.explode(zipped).alias("p")).select(
+        "id",
+        F.col("p.patch_y").alias("y"),
+        F.col("p.patch_x").alias("x"),
+        F.col("p.patch_quality").alias("quality"),
+        F.col("p.patch_weight").alias("weight"),
+    )
+    order = Window.partitionBy("id").orderBy("y", "x")
+    index = (F.row_number().over(order) - 1).alias("patch_index")
+    return patches.select("id", index, "y", "x", "quality", "weight")
+
+
+def combine_tiles(scored, patches, columns: list[str]):
+    """One row per image from its tiles' rows: scores pooled over all patches, first error."""
+    from pyspark.sql import functions as F
+
+    first = [
+        F.first(c, ignorenulls=True).alias(c)
+        for c in ("uri", "ref_uri", "model", "model_sha256", "error_code", "error_message")
+    ]
+    meta = scored.groupBy("id").agg(*first)
+    pooled = aggregate_patches(patches)
+    failed = F.col("error_code").isNotNull()
+    return (
+        meta.join(pooled, on="id", how="left")
+        .withColumn("score", F.when(~failed, F.col("score")))
+        .withColumn("num_patches", F.when(~failed, F.col("num_patches")))
+        .select(*columns)
+    )
 
 
 def summarise(

@@ -386,3 +386,56 @@ def test_error_rate_threshold_and_failures_leave_no_output(spark, photos, weight
     assert (
         score.run(spark, [str(empty), "--weights", weights, "--output", str(tmp_path / "z")]) == 3
     )
+
+
+def test_huge_images_tiled_across_tasks_score_as_when_whole(spark, photos, weights_dir, tmp_path):
+    import score
+
+    big = tmp_path / "big"
+    big.mkdir()
+    for name in ("good1.png", "corrupt.jpg", "tiny.png"):
+        (big / name).write_bytes((photos / name).read_bytes())
+    (big / "tall.png").write_bytes(encode(make_image(600, 100, seed=7)))  # 18 x 3 patches
+    weights = str(weights_dir / "wadiqam-nr.safetensors")
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    assert score.run(spark, [str(big), "--weights", weights, "--output", str(whole)]) == 0
+    assert (
+        score.run(
+            spark,
+            [
+                str(big),
+                "--weights",
+                weights,
+                "--output",
+                str(tiled),
+                "--tile-rows",
+                "4",
+                "--partitions",
+                "3",
+                "--patches",
+            ],
+        )
+        == 0
+    )
+    a, b = _scores(whole), _scores(tiled)
+    assert b["id"].tolist() == a["id"].tolist() and len(b) == 4
+    assert b["error_code"].tolist() == a["error_code"].tolist()
+    np.testing.assert_allclose(b["score"], a["score"], atol=1e-9)
+    np.testing.assert_array_equal(b["num_patches"], a["num_patches"])
+    patches = pd.read_parquet(tiled / "patches")
+    tall = patches[patches["id"].str.endswith("tall.png")].sort_values("patch_index")
+    assert len(tall) == 54 and tall["patch_index"].tolist() == list(range(54))
+    assert tall["y"].max() == 17 * 32 and tall["x"].tolist()[:4] == [0, 32, 64, 0]
+
+
+def test_tiled_full_reference_scores_as_when_whole(spark, fr_tree, weights_dir, tmp_path):
+    import score
+
+    refs, dist = fr_tree
+    weights = str(weights_dir / "wadiqam-fr.safetensors")
+    common = [str(dist), "--ref", str(refs), "--weights", weights]
+    assert score.run(spark, [*common, "--output", str(tmp_path / "w")]) == 0
+    assert score.run(spark, [*common, "--output", str(tmp_path / "t"), "--tile-rows", "1"]) == 0
+    a, b = _scores(tmp_path / "w"), _scores(tmp_path / "t")
+    assert b["error_code"].tolist() == a["error_code"].tolist()
+    np.testing.assert_allclose(b["score"], a["score"], atol=1e-9)
