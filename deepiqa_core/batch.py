@@ -1,7 +1,8 @@
 """Scoring tables of image references: the worker side of the Spark job, usable without Spark.
 
-``BatchScorer.score_frame`` takes a pandas DataFrame with one row per image to score and returns
-one row per input row, always: a score, or a null score with an error code and message. Columns in:
+``BatchScorer.score_rows`` takes ``ImageRow``s and returns one ``RowResult`` per row, always: a
+score, or a null score with an error code and message (the CLI uses it for folders).
+``BatchScorer.score_frame`` does the same for a pandas DataFrame (the Spark job). Columns in:
 
 * ``id`` (string), ``uri`` (string) and optionally ``image`` (bytes: used instead of reading uri);
 * full reference: ``ref_uri`` and optionally ``ref_image``; a null ``ref_uri`` means unpaired;
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,16 +83,50 @@ def _error(exc: BaseException) -> tuple[str, str]:
     return code, message[:MAX_MESSAGE]
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def _load(uri: Any, data: Any, max_pixels: int) -> np.ndarray:
-    if data is None or (isinstance(data, float) and np.isnan(data)):
+    if _missing(data):
         if not isinstance(uri, str) or not uri:
             raise ValueError("row has neither image bytes nor a uri")
         data = read_bytes(uri)
     return decode_image(bytes(data), max_pixels=max_pixels)
 
 
+@dataclass
+class ImageRow:
+    """One image to score: bytes (``image``) or where to read them (``uri``), FR reference the
+    same way, and optionally the grid rows [start, stop) of a tile."""
+
+    id: str
+    uri: str | None = None
+    image: bytes | None = None
+    ref_uri: str | None = None
+    ref_image: bytes | None = None
+    band: tuple[int, int] | None = None
+
+
+@dataclass
+class RowResult:
+    """The outcome for one ImageRow: a score, or an error code and message."""
+
+    score: float | None = None
+    num_patches: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    patch_y: np.ndarray | None = None
+    patch_x: np.ndarray | None = None
+    patch_quality: np.ndarray | None = None
+    patch_weight: np.ndarray | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        self.error_code, self.error_message = _error(exc)
+
+
 class BatchScorer:
-    """One model on one device, scoring DataFrames of image rows (see the module docstring)."""
+    """One model on one device, scoring rows of images (see the module docstring)."""
 
     def __init__(self, scorer: Scorer, model_name: str, model_sha256: str, config: BatchConfig):
         self.scorer = scorer
@@ -100,76 +135,105 @@ class BatchScorer:
         self.config = config
         self._refs: OrderedDict[tuple, ReferenceFeatures | BaseException] = OrderedDict()
 
-    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        import pandas as pd
-
-        n = len(frame)
-        out: dict[str, list] = {name: [None] * n for name, _ in output_columns(self.config)}
-        out["id"] = [None if v is None else str(v) for v in frame["id"]]
-        out["uri"] = list(frame["uri"]) if "uri" in frame else [None] * n
-        refs = list(frame["ref_uri"]) if "ref_uri" in frame else [None] * n
-        out["ref_uri"] = refs if self.scorer.full_reference else [None] * n
-        out["model"] = [self.model_name] * n
-        out["model_sha256"] = [self.model_sha256] * n
-        images = list(frame["image"]) if "image" in frame else [None] * n
-        ref_images = list(frame["ref_image"]) if "ref_image" in frame else [None] * n
-        bands = (
-            [
-                _band(a, b)
-                for a, b in zip(frame["tile_row_start"], frame["tile_row_stop"], strict=True)
-            ]
-            if "tile_row_start" in frame
-            else [None] * n
-        )
-
+    def score_rows(self, rows: Sequence[ImageRow]) -> list[RowResult]:
+        """One result per row, in order; never raises for a bad row."""
+        results = [RowResult() for _ in rows]
         pending: list[tuple[int, np.ndarray, ReferenceFeatures | None, int]] = []
         budget_used = 0
         loads = decode_in_order(
-            range(n),
-            lambda i: _load(out["uri"][i], images[i], self.config.max_pixels),
+            range(len(rows)),
+            lambda i: _load(rows[i].uri, rows[i].image, self.config.max_pixels),
             self.config.decode_workers,
         )
         for i, image in loads:
+            row = rows[i]
             try:
                 if isinstance(image, BaseException):
                     raise image
                 full_size = image.shape[:2]
-                image, offset = self._crop(image, bands[i])
+                image, offset = self._crop(image, row.band)
                 feats = None
                 if self.scorer.full_reference:
-                    feats = self._reference(refs[i], ref_images[i], full_size, bands[i])
+                    feats = self._reference(row.ref_uri, row.ref_image, full_size, row.band)
             except Exception as exc:
-                out["error_code"][i], out["error_message"][i] = _error(exc)
+                results[i].fail(exc)
                 continue
             pending.append((i, image, feats, offset))
             budget_used += grid_for(image.shape[0], image.shape[1], self.config.stride).count
             if budget_used >= self.config.patch_budget:
-                self._flush(pending, out)
+                self._flush(pending, results)
                 pending, budget_used = [], 0
-        self._flush(pending, out)
+        self._flush(pending, results)
+        return results
+
+    def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``score_rows`` for a DataFrame (columns in the module docstring), one row per row."""
+        import pandas as pd
+
+        n = len(frame)
+
+        def column(name: str) -> list:
+            return (
+                [None if _missing(v) else v for v in frame[name]] if name in frame else [None] * n
+            )
+
+        starts, stops = column("tile_row_start"), column("tile_row_stop")
+        rows = [
+            ImageRow(
+                id=None if v is None else str(v),
+                uri=uri,
+                image=image,
+                ref_uri=ref_uri,
+                ref_image=ref_image,
+                band=None if a is None or b is None else (int(a), int(b)),
+            )
+            for v, uri, image, ref_uri, ref_image, a, b in zip(
+                column("id"),
+                column("uri"),
+                column("image"),
+                column("ref_uri"),
+                column("ref_image"),
+                starts,
+                stops,
+                strict=True,
+            )
+        ]
+        results = self.score_rows(rows)
+        out = {
+            "id": [r.id for r in rows],
+            "uri": [r.uri for r in rows],
+            "ref_uri": [r.ref_uri if self.scorer.full_reference else None for r in rows],
+            "model": [self.model_name] * n,
+            "model_sha256": [self.model_sha256] * n,
+        }
+        for name in ("score", "num_patches", "error_code", "error_message"):
+            out[name] = [getattr(r, name) for r in results]
+        if self.config.with_patches:
+            for name, _ in PATCH_COLUMNS:
+                out[name] = [getattr(r, name) for r in results]
         return pd.DataFrame(out, columns=[name for name, _ in output_columns(self.config)])
 
-    def _flush(self, pending: list, out: dict[str, list]) -> None:
+    def _flush(self, pending: list, results: list[RowResult]) -> None:
         if not pending:
             return
         refs = [f for _, _, f, _ in pending] if self.scorer.full_reference else None
         try:
-            results = self.scorer.score(
+            scores = self.scorer.score(
                 [im for _, im, _, _ in pending], refs, return_patches=self.config.with_patches
             )
         except Exception as exc:  # never fail a task: every row still gets its own error
             for i, *_ in pending:
-                out["error_code"][i], out["error_message"][i] = _error(exc)
+                results[i].fail(exc)
             return
-        for (i, _, _, offset), result in zip(pending, results, strict=True):
-            out["score"][i] = result.score
-            out["num_patches"][i] = result.num_patches
-            if result.patches is not None:
-                ys, xs = result.patches.positions()
-                out["patch_y"][i] = (ys + offset).astype(np.int32)
-                out["patch_x"][i] = xs.astype(np.int32)
-                out["patch_quality"][i] = result.patches.quality
-                out["patch_weight"][i] = result.patches.weight
+        for (i, _, _, offset), scored in zip(pending, scores, strict=True):
+            result = results[i]
+            result.score, result.num_patches = scored.score, scored.num_patches
+            if scored.patches is not None:
+                ys, xs = scored.patches.positions()
+                result.patch_y = (ys + offset).astype(np.int32)
+                result.patch_x = xs.astype(np.int32)
+                result.patch_quality = scored.patches.quality
+                result.patch_weight = scored.patches.weight
 
     def _crop(self, image: np.ndarray, band: tuple[int, int] | None) -> tuple[np.ndarray, int]:
         """The pixel rows of grid rows [start, stop), and their offset in the full image."""
@@ -210,12 +274,6 @@ class BatchScorer:
         return cached
 
 
-def _band(start: Any, stop: Any) -> tuple[int, int] | None:
-    if start is None or stop is None or (isinstance(start, float) and np.isnan(start)):
-        return None
-    return int(start), int(stop)
-
-
 def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
     """``id`` and ``grid_rows`` (null when unreadable) of every row, from image headers only."""
     import pandas as pd
@@ -226,7 +284,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
 
     def rows(i: int) -> int:
         data = images[i]
-        if data is None or (isinstance(data, float) and np.isnan(data)):
+        if _missing(data):
             data = read_bytes(uris[i])
         height, width = image_size(bytes(data))
         return grid_for(height, width, config.stride).rows

@@ -8,23 +8,21 @@ import io
 import json
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
+from .batch import BatchConfig, BatchScorer, ImageRow, RowResult
 from .defaults import DEFAULT_WEIGHTS, SAMPLES
-from .errors import DeepIQAError, SizeMismatchError, UnpairedError
-from .imaging import DEFAULT_MAX_PIXELS, decode_in_order, default_decode_workers, read_image
+from .errors import DeepIQAError
+from .imaging import DEFAULT_MAX_PIXELS, decode_image, default_decode_workers
 from .maps import save_map
 from .models import PATCH_SIZE, VARIANTS, DeepIQA
-from .patches import grid_for
-from .scoring import DEFAULT_PATCH_BUDGET, ReferenceFeatures, Scorer
-from .sources import IMAGE_SUFFIXES
+from .scoring import DEFAULT_PATCH_BUDGET, Scorer
+from .sources import IMAGE_SUFFIXES, read_bytes
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, read_meta, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
@@ -93,82 +91,33 @@ def _pairs(inputs: Path, ref: Path, recursive: bool) -> list[tuple[Path, Path | 
 
 
 def _error_row(path: Path, ref: Path | None, exc: Exception) -> Row:
-    if isinstance(exc, FileNotFoundError):
-        return Row(str(path), ref and str(ref), error_code="missing", error_message=str(exc))
-    if isinstance(exc, DeepIQAError):
-        return Row(str(path), ref and str(ref), error_code=exc.code, error_message=str(exc))
-    return Row(str(path), ref and str(ref), error_code="internal", error_message=repr(exc))
+    result = RowResult()
+    result.fail(exc)
+    return Row(str(path), ref and str(ref), None, None, result.error_code, result.error_message)
 
 
-class _FolderScorer:
-    """Decodes, validates and scores files in chunks; one bad file only costs its own row."""
+ROWS_PER_CALL = 64  # rows per BatchScorer call: the progress bar moves, memory stays bounded
 
-    def __init__(
-        self, scorer: Scorer, max_pixels: int, chunk_patches: int, decode_workers: int
-    ) -> None:
-        self.scorer = scorer
-        self.max_pixels = max_pixels
-        self.chunk_patches = chunk_patches
-        self.decode_workers = decode_workers
-        self.ref_cache: OrderedDict[Path, ReferenceFeatures | Exception] = OrderedDict()
 
-    def _reference(self, path: Path) -> ReferenceFeatures:
-        if path not in self.ref_cache:
-            try:
-                image = read_image(path, max_pixels=self.max_pixels)
-                self.ref_cache[path] = self.scorer.reference_features(image)
-            except (OSError, DeepIQAError) as exc:
-                self.ref_cache[path] = exc
-            while len(self.ref_cache) > 8:
-                self.ref_cache.popitem(last=False)
-        cached = self.ref_cache[path]
-        if isinstance(cached, Exception):
-            raise cached
-        return cached
-
-    def run(self, pairs: Sequence[tuple[Path, Path | None]], progress: bool) -> Iterator[Row]:
-        pending: list[tuple[Path, Path | None, np.ndarray, ReferenceFeatures | None]] = []
-        patches = 0
-        bar = tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr)
-        decoded = decode_in_order(
-            pairs,
-            lambda pair: read_image(pair[0], max_pixels=self.max_pixels),
-            self.decode_workers,
-        )
-        for (path, ref), image in decoded:
-            try:
-                if isinstance(image, Exception):
-                    raise image
-                feats = None
-                if self.scorer.full_reference:
-                    if ref is None:
-                        raise UnpairedError(f"no reference named {pair_key(path)!r}")
-                    feats = self._reference(ref)
-                    if (feats.height, feats.width) != image.shape[:2]:
-                        raise SizeMismatchError(
-                            f"distorted {image.shape[1]}x{image.shape[0]} vs reference "
-                            f"{feats.width}x{feats.height}"
-                        )
-            except Exception as exc:
-                bar.update(1)
-                yield _error_row(path, ref, exc)
-                continue
-            pending.append((path, ref, image, feats))
-            patches += grid_for(image.shape[0], image.shape[1], self.scorer.stride).count
-            if patches >= self.chunk_patches:
-                yield from self._flush(pending, bar)
-                pending, patches = [], 0
-        yield from self._flush(pending, bar)
-        bar.close()
-
-    def _flush(self, pending: list, bar: tqdm) -> Iterator[Row]:
-        if not pending:
-            return
-        refs = [feats for *_, feats in pending] if self.scorer.full_reference else None
-        results = self.scorer.score([image for _, _, image, _ in pending], refs)
-        for (path, ref, _, _), result in zip(pending, results, strict=True):
+def _score_pairs(
+    batch: BatchScorer, pairs: Sequence[tuple[Path, Path | None]], progress: bool
+) -> Iterator[Row]:
+    """Score files with the same BatchScorer the Spark workers use: one Row per file."""
+    bar = tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr)
+    for start in range(0, len(pairs), ROWS_PER_CALL):
+        part = pairs[start : start + ROWS_PER_CALL]
+        rows = [ImageRow(str(p), uri=str(p), ref_uri=r and str(r)) for p, r in part]
+        for (path, ref), res in zip(part, batch.score_rows(rows), strict=True):
             bar.update(1)
-            yield Row(str(path), ref and str(ref), result.score, result.num_patches)
+            yield Row(
+                str(path),
+                ref and str(ref),
+                res.score,
+                res.num_patches,
+                res.error_code,
+                res.error_message,
+            )
+    bar.close()
 
 
 def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
@@ -233,9 +182,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.map:
         rows = [_score_with_map(scorer, pairs[0], args)]
     else:
-        runner = _FolderScorer(scorer, args.max_pixels, args.patch_budget, args.decode_workers)
+        config = BatchConfig(
+            stride=args.stride,
+            patch_budget=args.patch_budget,
+            max_pixels=args.max_pixels,
+            decode_workers=args.decode_workers,
+        )
+        batch = BatchScorer(scorer, meta.variant, weights_sha256(args.weights), config)
         progress = not args.quiet and len(pairs) > 1 and sys.stderr.isatty()
-        rows = list(runner.run(pairs, progress))
+        rows = list(_score_pairs(batch, pairs, progress))
     elapsed = time.perf_counter() - started
 
     text = _format_rows(rows, args.format, scorer.full_reference)
@@ -261,10 +216,10 @@ def _score_with_map(
 ) -> Row:
     path, ref = pair
     try:
-        image = read_image(path, max_pixels=args.max_pixels)
-        reference = read_image(ref, max_pixels=args.max_pixels) if ref else None
+        image = decode_image(read_bytes(str(path)), max_pixels=args.max_pixels)
+        reference = decode_image(read_bytes(str(ref)), max_pixels=args.max_pixels) if ref else None
         result = scorer.score_one(image, reference, return_patches=True)
-    except (OSError, DeepIQAError) as exc:
+    except DeepIQAError as exc:
         return _error_row(path, ref, exc)
     assert result.patches is not None
     save_map(image, result.patches, args.map)
