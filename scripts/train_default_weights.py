@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepiqa_core import DeepIQA, WeightsMeta, save_weights  # noqa: E402
+from deepiqa_core import DeepIQA, WeightsMeta, load_weights, save_weights  # noqa: E402
 from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
 from deepiqa_core.training.metrics import mean_level_correlation, plcc, srocc  # noqa: E402
 from deepiqa_core.training.trainer import Sample, TrainConfig, predict, train  # noqa: E402
@@ -135,6 +135,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--init",
+        type=Path,
+        action="append",
+        default=[],
+        help="start a variant from these weights instead of random init (continue training)",
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -161,6 +168,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
     card = {}
+    inits = {load_weights(p)[1].variant: p for p in args.init}
     n_train = sum(part == "train" for part in split.values())
     for variant in args.variants:
         torch.manual_seed(args.seed)
@@ -172,9 +180,11 @@ def main() -> None:
             seed=args.seed,
             device=args.device,
             autocast_dtype=torch.bfloat16 if args.bf16 else None,
+            start_at_label_mean=variant not in inits,
         )
+        model = load_weights(inits[variant])[0] if variant in inits else DeepIQA(variant)
         result = train(
-            DeepIQA(variant),
+            model,
             sets["train"],
             sets["val"],
             config,
@@ -201,7 +211,8 @@ def main() -> None:
             ),
             metrics=metrics,
             source=(
-                f"scripts/train_default_weights.py --seconds {args.seconds} --batch-images "
+                f"scripts/train_default_weights.py{''.join(f' --init {p}' for p in args.init)}"
+                f" --seconds {args.seconds} --batch-images "
                 f"{args.batch_images} --device {args.device}{' --bf16' if args.bf16 else ''} "
                 f"--seed {args.seed} on {device_name}"
             ),

@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     autocast_dtype: torch.dtype | None = None
+    start_at_label_mean: bool = True  # off when continuing from trained weights
 
 
 @dataclass
@@ -81,9 +82,10 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
     model.to(device).train()
-    labels_mean = float(np.mean([s.label for s in train_set]))
-    with torch.no_grad():  # start at the mean label, not at ~0, so early steps learn ranking
-        model.quality[3].bias.fill_(labels_mean)
+    if config.start_at_label_mean:
+        labels_mean = float(np.mean([s.label for s in train_set]))
+        with torch.no_grad():  # start at the mean label, not at ~0, so early steps learn ranking
+            model.quality[3].bias.fill_(labels_mean)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     images = [torch.tensor(s.distorted, device=device) for s in train_set]
     refs = [torch.tensor(s.reference, device=device) for s in train_set]
