@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +92,12 @@ def spark_job(weights: Path, folder: Path, ref_folder: Path | None, out: Path) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[50, 200])
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="alternating single/Spark measurements per case; medians reported",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results: dict[str, object] = {"torch_threads": torch.get_num_threads()}
@@ -108,17 +115,23 @@ def main() -> None:
             for kind in ("nr", "fr"):
                 weights = DEFAULT_WEIGHTS[kind]
                 fr = kind == "fr"
-                single = single_process(weights, images, refs if fr else None)
-                summary = spark_job(
-                    weights,
-                    root / f"fr{count}" if fr else root / f"dist{count}",
-                    refs_dir if fr else None,
-                    root / f"out-{kind}-{count}",
-                )
+                singles, sparks = [], []
+                for _ in range(args.repeats):  # alternate, so drifting machine load hits both
+                    singles.append(single_process(weights, images, refs if fr else None))
+                    summary = spark_job(
+                        weights,
+                        root / f"fr{count}" if fr else root / f"dist{count}",
+                        refs_dir if fr else None,
+                        root / f"out-{kind}-{count}",
+                    )
+                    sparks.append(summary["images_per_second"])
+                single, spark = float(np.median(singles)), float(np.median(sparks))
                 record = {
                     "single_process_img_s": round(single, 2),
-                    "spark_local2_img_s": summary["images_per_second"],
-                    "ratio": round(summary["images_per_second"] / single, 3),
+                    "spark_local2_img_s": round(spark, 2),
+                    "ratio": round(spark / single, 3),
+                    "single_runs": [round(v, 2) for v in singles],
+                    "spark_runs": [round(v, 2) for v in sparks],
                     "worker_peak_rss_mib": summary["worker_peak_rss_mib"],
                     "model_loads": summary["model_loads"],
                     "failed": summary["failed"],
