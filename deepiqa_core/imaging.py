@@ -44,6 +44,22 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10k x 10k scan passes, a 1 GB bomb
 _WHITE = (255, 255, 255)
 
 
+def _open(data: bytes) -> Image.Image:
+    """Pillow's lazy open (header only), with its failures mapped to typed errors."""
+    if not data:
+        raise ImageDecodeError("empty input: 0 bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from exc
+    except UnidentifiedImageError as exc:  # its message names a memory address: not stable
+        raise ImageDecodeError("not an image format Pillow can read") from exc
+    except Exception as exc:  # Pillow raises many types for unreadable bytes
+        raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
 def decode_image(
     data: bytes,
     *,
@@ -51,18 +67,7 @@ def decode_image(
     min_side: int = PATCH_SIZE,
 ) -> np.ndarray:
     """Decode image bytes to an (H, W, 3) uint8 RGB array, or raise a typed ``DeepIQAError``."""
-    if not data:
-        raise ImageDecodeError("empty input: 0 bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from exc
-    except UnidentifiedImageError as exc:  # its message names a memory address: not stable
-        raise ImageDecodeError("not an image format Pillow can read") from exc
-    except Exception as exc:  # Pillow raises many types for unreadable bytes
-        raise ImageDecodeError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+    img = _open(data)
     width, height = img.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
@@ -87,18 +92,12 @@ def image_size(data: bytes) -> tuple[int, int]:
 
     EXIF orientations 5-8 (quarter turns) swap the two, as ``decode_image`` applies them.
     """
-    if not data:
-        raise ImageDecodeError("empty input: 0 bytes")
+    img = _open(data)
+    width, height = img.size
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from exc
-    except Exception as exc:
-        raise ImageDecodeError(f"not a readable image ({type(exc).__name__})") from exc
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: decode_image's transpose would skip it too
+        orientation = 1
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 

@@ -141,3 +141,16 @@ def test_decode_in_order_keeps_order_and_returns_errors_per_item(workers: int) -
     assert [i for i, _ in results] == list(range(20))
     assert isinstance(results[7][1], ImageDecodeError)
     assert all(r.shape == (40, 40 + i, 3) for i, r in results if i != 7)
+
+
+def test_image_size_reads_the_header_and_follows_exif_rotation() -> None:
+    from deepiqa_core.imaging import image_size
+
+    img = Image.fromarray(make_image(40, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = _save(img, "JPEG", exif=exif.tobytes())
+    assert image_size(rotated) == decode_image(rotated).shape[:2] == (80, 40)
+    assert image_size(_save(img)) == (40, 80)
+    with pytest.raises(ImageDecodeError):
+        image_size(b"not an image")
