@@ -199,6 +199,8 @@ def read_items(spark, args):
         if "uri" not in df.columns and "image" not in df.columns:
             raise UsageError(f"manifest has no {args.uri_column!r} (or bytes) column")
         if "uri" not in df.columns:
+            if "id" not in df.columns:
+                raise UsageError(f"a manifest of image bytes needs an {args.id_column!r} column")
             df = df.withColumn("uri", F.lit(None).cast("string"))
         if "id" not in df.columns:
             df = df.withColumn("id", F.col("uri"))
