@@ -209,6 +209,10 @@ def test_parquet_of_image_bytes(spark, weights_dir, tmp_path):
     assert code == 0 and df["id"].tolist() == list("abcd")
     assert df["error_code"].tolist() == [None, None, None, "decode_error"]
     assert df["score"][2] == pytest.approx(_library_score(weights, blobs[2]), abs=TOL)
+    anonymous = tmp_path / "anonymous.parquet"
+    pd.DataFrame({"content": blobs}).to_parquet(anonymous)
+    args = [str(anonymous), "--weights", str(weights), "--bytes-column", "content"]
+    assert score.run(spark, [*args, "--output", str(tmp_path / "anon")]) == 2  # no ids
 
 
 @pytest.fixture(scope="module")
