@@ -87,12 +87,17 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def _load(uri: Any, data: Any, max_pixels: int) -> np.ndarray:
+def _row_bytes(uri: Any, data: Any) -> bytes:
+    """A row's image bytes: the bytes it carries, else those at its uri."""
     if _missing(data):
         if not isinstance(uri, str) or not uri:
             raise ValueError("row has neither image bytes nor a uri")
         data = read_bytes(uri)
-    return decode_image(bytes(data), max_pixels=max_pixels)
+    return bytes(data)
+
+
+def _load(uri: Any, data: Any, max_pixels: int) -> np.ndarray:
+    return decode_image(_row_bytes(uri, data), max_pixels=max_pixels)
 
 
 @dataclass
@@ -283,10 +288,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
     images = list(frame["image"]) if "image" in frame else [None] * n
 
     def rows(i: int) -> int:
-        data = images[i]
-        if _missing(data):
-            data = read_bytes(uris[i])
-        height, width = image_size(bytes(data))
+        height, width = image_size(_row_bytes(uris[i], images[i]))
         return grid_for(height, width, config.stride).rows
 
     grid_rows = [

@@ -23,7 +23,7 @@ from .maps import save_map
 from .models import PATCH_SIZE, VARIANTS, DeepIQA
 from .scoring import DEFAULT_PATCH_BUDGET, Scorer
 from .sources import IMAGE_SUFFIXES, read_bytes
-from .weights import SOURCES, WeightsMeta, import_weights, load_weights, read_meta, save_weights
+from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
@@ -149,12 +149,14 @@ def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
     )
 
 
-def _load_scorer(args: argparse.Namespace) -> tuple[Scorer, WeightsMeta]:
+def _load_scorer(args: argparse.Namespace) -> tuple[Scorer, WeightsMeta, str]:
+    """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
     if args.weights is None:
         args.weights = str(DEFAULT_WEIGHTS["fr" if args.ref is not None else "nr"])
-    model, meta = load_weights(args.weights)
+    data = Path(args.weights).read_bytes()
+    model, meta = load_weights(data)
     scorer = Scorer(model, device=args.device, stride=args.stride, patch_budget=args.patch_budget)
-    return scorer, meta
+    return scorer, meta, weights_sha256(data)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -164,7 +166,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         return EXIT_FATAL
     if args.map and not inputs.is_file():
         raise UsageError("--map needs a single image as input")
-    scorer, meta = _load_scorer(args)
+    scorer, meta, sha = _load_scorer(args)
     if scorer.full_reference != (args.ref is not None):
         need = "needs --ref" if scorer.full_reference else "takes no --ref"
         raise UsageError(f"the model is {meta.variant}, which {need}")
@@ -188,7 +190,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             decode_workers=args.decode_workers,
         )
-        batch = BatchScorer(scorer, meta.variant, weights_sha256(args.weights), config)
+        batch = BatchScorer(scorer, meta.variant, sha, config)
         progress = not args.quiet and len(pairs) > 1 and sys.stderr.isatty()
         rows = list(_score_pairs(batch, pairs, progress))
     elapsed = time.perf_counter() - started
@@ -202,7 +204,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"deepiqa: scored {len(rows) - failed}/{len(rows)} images in {elapsed:.1f}s with "
-            f"{meta.variant} ({weights_sha256(args.weights)[:12]}); score direction: "
+            f"{meta.variant} ({sha[:12]}); score direction: "
             f"{meta.score_direction}",
             file=sys.stderr,
         )
@@ -238,10 +240,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    meta = read_meta(args.weights)
-    model, _ = load_weights(args.weights)
+    data = Path(args.weights).read_bytes()
+    model, meta = load_weights(data)
     info = json.loads(meta.to_json())
-    info["sha256"] = weights_sha256(args.weights)
+    info["sha256"] = weights_sha256(data)
     info["parameters"] = sum(p.numel() for p in model.parameters())
     print(json.dumps(info, indent=2, sort_keys=True))
     return EXIT_OK
