@@ -27,8 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepiqa_core import DeepIQA, WeightsMeta, load_weights, save_weights  # noqa: E402
+from deepiqa_core.evaluation.metrics import mean_level_correlation, plcc, srocc  # noqa: E402
 from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
-from deepiqa_core.training.metrics import mean_level_correlation, plcc, srocc  # noqa: E402
 from deepiqa_core.training.trainer import Sample, TrainConfig, predict, train  # noqa: E402
 from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from deepiqa_core import DeepIQA
+from deepiqa_core.evaluation.metrics import mean_level_correlation, plcc, rankdata, srocc
 from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort
-from deepiqa_core.training.metrics import mean_level_correlation, plcc, rankdata, srocc
 from deepiqa_core.training.trainer import Sample, TrainConfig, train
 from deepiqa_core.training.weak_labels import psnr, ssim, weak_label
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..evaluation.metrics import plcc, srocc
 from ..models import DeepIQA
 from ..patches import crop_at, random_positions
 from ..scoring import Scorer
-from .metrics import plcc, srocc
 
 
 @dataclass
