@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .batch import BatchConfig, BatchScorer, ImageRow, RowResult
+from .cli_training import add_training_commands
 from .defaults import DEFAULT_WEIGHTS, SAMPLES
 from .errors import DeepIQAError
 from .imaging import DEFAULT_MAX_PIXELS, decode_image, default_decode_workers
@@ -377,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     samples = sub.add_parser("samples", help="print the folder of the bundled sample images")
     samples.set_defaults(func=cmd_samples)
+    add_training_commands(sub, argparse.RawDescriptionHelpFormatter)
     return parser
 
 

@@ -1,0 +1,149 @@
+"""``deepiqa dataset | synthesize | train | evaluate``: the data and training side of the CLI.
+
+These commands need the ``train`` extra (pandas, pyarrow, petastorm, scipy); their imports are
+deferred so that ``deepiqa score`` works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 3
+DATASET_NAMES = ("live", "tid2013", "kadid10k", "csiq", "clive", "koniq10k")
+
+
+def _fail(exc: Exception) -> int:
+    print(f"deepiqa: {exc}", file=sys.stderr)
+    return EXIT_FATAL
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from .datasets import DatasetError, read_dataset, write_manifest
+
+    try:
+        manifest = read_dataset(args.name, args.root)
+    except DatasetError as exc:
+        return _fail(exc)
+    write_manifest(manifest, args.output)
+    refs = manifest["ref_id"].nunique()
+    print(f"deepiqa dataset: {len(manifest)} images, {refs} references -> {args.output}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .datasets import DatasetError
+    from .training.options import build_job, needs_preparing, plan_run
+    from .training.prepare import prepare_local
+    from .training.run import train_worker
+
+    try:
+        plan = plan_run(args)
+    except (DatasetError, ValueError, FileExistsError) as exc:
+        return _fail(exc)
+    if needs_preparing(plan):
+        prepared = prepare_local(plan.manifest, plan.data_dir, plan.record, args.rows_per_file)
+        print(f"deepiqa train: prepared {prepared['rows']}, rejected {prepared['rejected']}")
+    use_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    summary = train_worker(build_job(args, plan, use_gpu))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")}))
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm import tqdm
+
+    from .batch import BatchConfig, BatchScorer
+    from .datasets import DatasetError
+    from .evaluation import evaluate_predictions, format_report
+    from .scoring import Scorer
+    from .training.options import load_training_manifest
+    from .weights import load_weights, weights_sha256
+
+    try:
+        manifest = load_training_manifest(args)
+    except (DatasetError, ValueError) as exc:
+        return _fail(exc)
+    data = Path(args.weights).read_bytes()
+    model, meta = load_weights(data)
+    if model.full_reference and manifest["ref_uri"].isna().any():
+        return _fail(ValueError(f"{meta.variant} needs references; this manifest lacks some"))
+    scorer = BatchScorer(
+        Scorer(model, device=args.device), meta.variant, weights_sha256(data), BatchConfig()
+    )
+    predictions = []
+    with tqdm(total=len(manifest), unit="img", disable=None, file=sys.stderr) as bar:
+        for start in range(0, len(manifest), args.batch_rows):
+            part = manifest.iloc[start : start + args.batch_rows]
+            predictions.append(scorer.score_frame(part[["id", "uri", "ref_uri"]]))
+            bar.update(len(part))
+    scored = pd.concat(predictions, ignore_index=True)
+    frame = manifest.reset_index(drop=True).assign(
+        prediction=scored["score"].to_numpy(), error_code=scored["error_code"].to_numpy()
+    )
+    direction = meta.score_direction if meta.score_direction != "unknown" else "higher_better"
+    report = evaluate_predictions(frame, model_direction=direction)
+    report["model"] = {
+        "variant": meta.variant,
+        "sha256": weights_sha256(data),
+        "file": args.weights,
+    }
+    if args.predictions:
+        frame.to_parquet(args.predictions, index=False)
+    print(json.dumps(report, indent=2) if args.format == "json" else format_report(report))
+    return EXIT_PARTIAL if report["failed"] else EXIT_OK
+
+
+def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: type) -> None:
+    from .training.options import EPILOG, add_training_arguments
+
+    dataset = sub.add_parser(
+        "dataset",
+        help="read a published IQA dataset folder into a manifest table",
+        description=(
+            "Read a user's copy of LIVE (Release 2), TID2013, KADID-10k, CSIQ, CLIVE or "
+            "KonIQ-10k in its published layout and write the common manifest (Parquet or CSV)."
+        ),
+    )
+    dataset.add_argument("name", choices=DATASET_NAMES)
+    dataset.add_argument("root", help="the dataset's folder, as published")
+    dataset.add_argument("--output", required=True, help="manifest.parquet or manifest.csv")
+    dataset.set_defaults(func=cmd_dataset)
+
+    train = sub.add_parser(
+        "train",
+        help="train a network on a manifest in this process (no Spark)",
+        description=(
+            "Train DIQaM/WaDIQaM with the paper's protocol in one process, reading examples "
+            "through Petastorm exactly as `spark-submit jobs/train.py` does with several."
+        ),
+        epilog=EPILOG,
+        formatter_class=epilog_formatter,
+    )
+    add_training_arguments(train)
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score a manifest's images and compare with its subjective scores",
+        description=(
+            "PLCC, SROCC, KROCC (raw), PLCC and RMSE after a 5-parameter logistic mapping, per "
+            "dataset (cross-dataset evaluation) and per distortion type. Labels whose direction "
+            "is opposite to the model's (DMOS vs quality) are negated for the correlations."
+        ),
+    )
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--manifest", type=Path, help="manifest table (Parquet or CSV)")
+    data.add_argument("--dataset", metavar="NAME=ROOT", help="a published dataset's folder")
+    evaluate.add_argument("--weights", required=True, help="a deepiqa .safetensors file")
+    evaluate.add_argument("--format", choices=["table", "json"], default="table")
+    evaluate.add_argument("--predictions", help="also write per-image predictions (Parquet)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--batch-rows", type=int, default=64, help="rows scored per batch")
+    evaluate.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,140 @@
+"""Synthetic KADID-style training data: photos x distortion types x levels, weak-labelled.
+
+For each photo (resized to a long side of ``long_side`` px, Lanczos), every requested
+distortion type and level is applied (``distortions``) and labelled with the weak label
+(``weak_labels``). Files written under the output folder:
+
+  references/<photo>.png                       the resized pristine photo
+  images/<photo>__<type>__<level>.png          each distorted version (lossless PNG)
+  manifest.parquet                             the common manifest (dataset "synthetic-weak-v0")
+
+Every (photo, type, level) draws its randomness from a generator seeded by (seed, photo, type,
+level) alone, so the Spark job (groups spread over executors) and ``generate_local`` write the
+same pixels and labels. The ``<photo>__`` prefix is what ``jobs/score.py`` pairs FR images by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..imaging import decode_image
+from ..sources import read_bytes
+from .distortions import DISTORTIONS, LEVELS, distort
+from .weak_labels import WEAK_LABEL_VERSION, weak_label
+
+DATASET = f"synthetic-{WEAK_LABEL_VERSION}"  # names the label version in every row
+DEFAULT_LONG_SIDE = 384
+
+
+@dataclass(frozen=True)
+class Group:
+    """One unit of work: one photo, one distortion type, several levels."""
+
+    photo: str  # the photo's id (file stem)
+    uri: str
+    distortion: str
+    levels: tuple[int, ...] = LEVELS
+
+
+def plan_groups(
+    photos: dict[str, str], distortions: Sequence[str] | None = None, levels: Sequence[int] = LEVELS
+) -> list[Group]:
+    kinds = list(distortions or DISTORTIONS)
+    unknown = sorted(set(kinds) - set(DISTORTIONS))
+    if unknown:
+        raise ValueError(f"unknown distortion types {unknown}; known: {sorted(DISTORTIONS)}")
+    return [Group(p, photos[p], k, tuple(levels)) for p in sorted(photos) for k in kinds]
+
+
+def photo_ids(uris: Sequence[str]) -> dict[str, str]:
+    """File stem -> uri; two photos with one stem would collide in the output, so refuse."""
+    out: dict[str, str] = {}
+    for uri in uris:
+        stem = Path(uri.rsplit("/", 1)[-1]).stem
+        if stem in out:
+            raise ValueError(f"two photos share the name {stem!r}: {out[stem]} and {uri}")
+        if "__" in stem:
+            raise ValueError(f"photo name {stem!r} contains '__' (reserved for pairing)")
+        out[stem] = uri
+    return out
+
+
+def level_rng(seed: int, photo: str, distortion: str, level: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}/{photo}/{distortion}/{level}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def load_photo(uri: str, long_side: int) -> np.ndarray:
+    img = Image.fromarray(decode_image(read_bytes(uri)))
+    scale = long_side / max(img.size)
+    size = (max(32, round(img.width * scale)), max(32, round(img.height * scale)))
+    return np.asarray(img.resize(size, Image.LANCZOS))
+
+
+def _write_png(array: np.ndarray, path: Path) -> None:
+    """Atomic: a retried or concurrent task never leaves a half-written file behind."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def render_group(group: Group, out_dir: str | Path, seed: int, long_side: int) -> list[dict]:
+    """Write a group's reference and distorted images; return their manifest rows."""
+    out = Path(out_dir)
+    (out / "references").mkdir(parents=True, exist_ok=True)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    ref = load_photo(group.uri, long_side)
+    ref_path = out / "references" / f"{group.photo}.png"
+    _write_png(ref, ref_path)
+    rows = []
+    for level in group.levels:
+        img = distort(
+            ref, group.distortion, level, level_rng(seed, group.photo, group.distortion, level)
+        )
+        name = f"{group.photo}__{group.distortion}__{level}.png"
+        _write_png(img, out / "images" / name)
+        rows.append(
+            {
+                "id": name,
+                "uri": str(out / "images" / name),
+                "ref_uri": str(ref_path),
+                "ref_id": group.photo,
+                "score": weak_label(img, ref),
+                "score_direction": "higher_better",
+                "score_min": 0.0,
+                "score_max": 100.0,
+                "dataset": DATASET,
+                "distortion": group.distortion,
+                "level": level,
+            }
+        )
+    return rows
+
+
+def generate_local(
+    photos: Sequence[str],
+    out_dir: str | Path,
+    seed: int = 0,
+    long_side: int = DEFAULT_LONG_SIDE,
+    distortions: Sequence[str] | None = None,
+    levels: Sequence[int] = LEVELS,
+):
+    """The whole set in this process; returns the manifest (also written as manifest.parquet)."""
+    from ..datasets import make_manifest, write_manifest
+
+    rows = []
+    for group in plan_groups(photo_ids(photos), distortions, levels):
+        rows += render_group(group, out_dir, seed, long_side)
+    manifest = make_manifest(sorted(rows, key=lambda r: r["id"]))
+    write_manifest(manifest, Path(out_dir) / "manifest.parquet")
+    return manifest
