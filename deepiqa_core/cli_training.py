@@ -49,7 +49,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         prepared = prepare_local(plan.manifest, plan.data_dir, plan.record, args.rows_per_file)
         print(f"deepiqa train: prepared {prepared['rows']}, rejected {prepared['rejected']}")
     use_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    summary = train_worker(build_job(args, plan, use_gpu))
+    try:
+        summary = train_worker(build_job(args, plan, use_gpu))
+    except ValueError as exc:  # e.g. --resume with settings that differ from the checkpoint's
+        return _fail(exc)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")}))
     return EXIT_OK
 

@@ -177,13 +177,13 @@ def fit(
         progress.close()
         if hasattr(batches, "close"):
             batches.close()
-        total, steps_all, timed_out = _all_reduce(
-            [total, steps, float(out_of_time)], dist.ReduceOp.SUM, world
-        )
+        # every rank ran the same number of (synchronised) steps; the loss is averaged over all
+        total, timed_out = _all_reduce([total, float(out_of_time)], dist.ReduceOp.SUM, world)
         record = {
             "epoch": epoch,
-            "steps": int(steps_all),
-            "loss": round(total / steps_all, 6) if steps_all else None,
+            "steps": steps,
+            "images": steps * world * config.batch_images,
+            "loss": round(total / (steps * world), 6) if steps else None,
             "seconds": round(time.perf_counter() - started, 2),
         }
         if rank == 0:
