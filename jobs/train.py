@@ -84,7 +84,8 @@ def materialise(spark, plan: Plan, rows_per_file: int, processes: int) -> dict:
     from pyspark.sql import functions as F
 
     full_reference = plan.record["full_reference"]
-    manifest = plan.manifest.astype(object).where(plan.manifest.notna(), None)
+    columns = [c.split()[0] for c in MANIFEST_SCHEMA.split(", ")]
+    manifest = plan.manifest[columns].astype(object).where(plan.manifest[columns].notna(), None)
     frame = spark.createDataFrame(manifest, schema=MANIFEST_SCHEMA)
     schema = ", ".join(f"{name} {kind}" for name, kind in EXAMPLE_COLUMNS) + ", split string"
 

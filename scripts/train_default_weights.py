@@ -1,13 +1,14 @@
 """Train the shipped default weights (WaDIQaM-NR and WaDIQaM-FR) on synthetic data, offline.
 
-Data: photographs that installed packages ship (scikit-image, scikit-learn, matplotlib), resized
-to a long side of 384 px, each distorted with every type and level of
-``deepiqa_core.training.distortions`` and labelled with the ``weak-v0`` weak label. Photos are
-split by source: TEST photos are never seen in training or model selection.
+Data: photographs that installed packages ship (scikit-image, scikit-learn, matplotlib), long side
+384 px, each distorted with every KADID-style type and level (deepiqa_core.training.synthetic)
+and labelled with the weak label. The split is by photo and fixed: TEST photos are never seen in
+training or model selection. Training is `deepiqa train` (the library's trainer, one process).
 
-    python scripts/train_default_weights.py --out build/default --seconds 100 \\
-        --device cuda --batch-images 32            # what made the shipped files (see MODEL_CARD)
-    python scripts/train_default_weights.py --photos skimage/data --steps 20   # a CPU smoke run
+    python scripts/train_default_weights.py --out build/default --device cuda --bf16 \\
+        --batch-images 32 --max-seconds 120          # a GPU run (see the model card)
+    python scripts/train_default_weights.py --photos /tmp/sk --variants wadiqam-nr \\
+        --max-seconds 60 --distortions gaussian_blur jpeg   # a CPU smoke run
 """
 
 from __future__ import annotations
@@ -15,22 +16,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepiqa_core import DeepIQA, WeightsMeta, load_weights, save_weights  # noqa: E402
-from deepiqa_core.evaluation.metrics import mean_level_correlation, plcc, srocc  # noqa: E402
-from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
-from deepiqa_core.training.trainer import Sample, TrainConfig, predict, train  # noqa: E402
-from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
+from deepiqa_core import load_weights, save_weights  # noqa: E402
+from deepiqa_core.cli import main as deepiqa  # noqa: E402
+from deepiqa_core.datasets import write_manifest  # noqa: E402
+from deepiqa_core.training.distortions import DISTORTIONS  # noqa: E402
+from deepiqa_core.training.synthetic import generate_local  # noqa: E402
 
 PHOTOS = {  # stem -> package-relative folders that may hold it
     "astronaut": "skimage/data",
@@ -74,168 +71,92 @@ def find_photos(extra: list[Path]) -> dict[str, Path]:
     return found
 
 
-def load_photo(path: Path) -> np.ndarray:
-    img = Image.open(path).convert("RGB")
-    scale = LONG_SIDE / max(img.size)
-    size = (round(img.width * scale), round(img.height * scale))
-    return np.asarray(img.resize(size, Image.LANCZOS))
-
-
-def _distort_photo(name: str, ref: np.ndarray, seed: int) -> list[Sample]:
-    rng = np.random.default_rng(seed)
-    samples = []
-    for kind in DISTORTIONS:
-        for level in LEVELS:
-            dist = distort(ref, kind, level, rng)
-            samples.append(Sample(dist, ref, weak_label(dist, ref), name, kind, level))
-    return samples
-
-
-def synthetic_set(photos: dict[str, np.ndarray], seed: int) -> list[Sample]:
-    """Every photo x type x level, one process per photo (seeded per photo, so reproducible)."""
-    names = sorted(photos)
-    with ProcessPoolExecutor() as pool:
-        parts = pool.map(
-            _distort_photo,
-            names,
-            [photos[n] for n in names],
-            [seed + i for i, _ in enumerate(names)],
-        )
-        return [s for part in parts for s in part]
-
-
-def held_out_report(model: DeepIQA, test: list[Sample], device: str) -> dict[str, float]:
-    scores = predict(model, test, device)
-    labels = [s.label for s in test]
-    return {
-        "test_srocc": srocc(scores, labels),
-        "test_plcc": plcc(scores, labels),
-        "test_level_correlation": mean_level_correlation(
-            scores, [s.level for s in test], [(s.source, s.kind) for s in test]
-        ),
-        "test_images": len(test),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("build/default-weights"))
-    parser.add_argument(
-        "--photos",
-        type=Path,
-        action="append",
-        default=[],
-        help="extra folder to look for the photos in",
-    )
+    parser.add_argument("--photos", type=Path, action="append", default=[], help="extra folder")
     parser.add_argument("--variants", nargs="+", default=["wadiqam-fr", "wadiqam-nr"])
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, help="training wall time per variant")
+    parser.add_argument("--distortions", nargs="+", default=list(DISTORTIONS))
+    parser.add_argument("--epochs", type=int, default=10_000)
+    parser.add_argument("--max-seconds", type=float, help="training wall time per variant")
     parser.add_argument("--batch-images", type=int, default=4)
-    parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--init",
-        type=Path,
-        action="append",
-        default=[],
-        help="start a variant from these weights instead of random init (continue training)",
-    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
     found = find_photos(args.photos)
-    photos = {name: load_photo(path) for name, path in found.items()}
-    split = {
-        name: "test" if name in TEST else "val" if name in VALIDATION else "train"
-        for name in photos
-    }
-    sets = {
-        part: synthetic_set({n: p for n, p in photos.items() if split[n] == part}, args.seed)
-        for part in ("train", "val", "test")
-    }
+    if not (set(TEST) & set(found) and set(VALIDATION) & set(found)):
+        sys.exit(f"need at least one test and one validation photo; found {sorted(found)}")
+    data = args.out / "synthetic"
+    manifest = generate_local(
+        [str(p) for p in found.values()],
+        data,
+        seed=args.seed,
+        long_side=LONG_SIDE,
+        distortions=args.distortions,
+        workers=os.cpu_count() or 1,
+    )
+    manifest["split"] = [
+        "test" if r in TEST else "val" if r in VALIDATION else "train" for r in manifest["ref_id"]
+    ]
+    write_manifest(manifest, data / "manifest-split.parquet")
     print(
         json.dumps(
             {
-                "photos": split,
-                "samples": {k: len(v) for k, v in sets.items()},
+                "photos": sorted(found),
+                "images": len(manifest),
                 "data_seconds": round(time.perf_counter() - t0, 1),
             }
         ),
         flush=True,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
-    card = {}
-    inits = {load_weights(p)[1].variant: p for p in args.init}
-    n_train = sum(part == "train" for part in split.values())
+    summary = {}
     for variant in args.variants:
-        torch.manual_seed(args.seed)
-        config = TrainConfig(
-            steps=args.steps,
-            seconds=args.seconds,
-            batch_images=args.batch_images,
-            eval_every=args.eval_every,
-            seed=args.seed,
-            device=args.device,
-            autocast_dtype=torch.bfloat16 if args.bf16 else None,
-            start_at_label_mean=variant not in inits,
-        )
-        model = load_weights(inits[variant])[0] if variant in inits else DeepIQA(variant)
-        result = train(
-            model,
-            sets["train"],
-            sets["val"],
-            config,
-            log=lambda r, v=variant: print(json.dumps({v: r}), flush=True),
-        )
-        report = held_out_report(result.model, sets["test"], args.device)
-        metrics = {
-            **{k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()},
-            "val_srocc": round(result.best_val_srocc, 4),
-            "best_step": result.best_step,
-            "steps": result.steps_run,
-            "train_seconds": round(result.seconds, 1),
+        run = args.out / f"run-{variant}"
+        command = [
+            "train",
+            "--manifest",
+            str(data / "manifest-split.parquet"),
+            "--output",
+            str(run),
+            "--overwrite",
+            "--variant",
+            variant,
+            "--epochs",
+            str(args.epochs),
+            "--batch-images",
+            str(args.batch_images),
+            "--device",
+            args.device,
+            "--seed",
+            str(args.seed),
+            "--checkpoint-every",
+            "10",
+        ]
+        command += ["--max-seconds", str(args.max_seconds)] if args.max_seconds else []
+        command += ["--bf16"] if args.bf16 else []
+        if deepiqa(command) != 0:
+            sys.exit(f"training {variant} failed")
+        report = json.loads((run / "report.json").read_text())
+        test = next(iter(report["reports"]["test"]["datasets"].values()))
+        model, meta = load_weights(run / "model.safetensors")
+        meta.metrics = {
+            "test_srocc": test["srocc"],
+            "test_plcc": test["plcc"],
+            "test_level_correlation": test["level_correlation"],
+            "test_images": test["images"],
+            "val_srocc": report["val_srocc"],
+            "best_epoch": report["best_epoch"],
+            "epochs_run": report["epochs_run"],
         }
-        meta = WeightsMeta(
-            variant=variant,
-            score_direction="higher_better",
-            score_name=f"quality ({WEAK_LABEL_VERSION} weak label)",
-            score_range=[0.0, 100.0],
-            training_data=(
-                f"synthetic: {len(sets['train'])} images from {n_train} package-shipped photos x "
-                f"{len(DISTORTIONS)} KADID-style distortion types x 5 levels, labels "
-                f"{WEAK_LABEL_VERSION}; validation photos {list(VALIDATION)}, test photos "
-                f"{list(TEST)} held out"
-            ),
-            metrics=metrics,
-            source=(
-                f"scripts/train_default_weights.py{''.join(f' --init {p}' for p in args.init)}"
-                f" --seconds {args.seconds} --batch-images "
-                f"{args.batch_images} --device {args.device}{' --bf16' if args.bf16 else ''} "
-                f"--seed {args.seed} on {device_name}"
-            ),
-            version="0.1.0",
-            description=f"deepiqa default {variant}, trained on synthetic data with weak labels",
-        )
-        path = args.out / f"{variant}.safetensors"
-        save_weights(result.model.cpu(), path, meta, half=True)
-        card[variant] = {"file": path.name, **metrics, "history": result.history}
-        print(json.dumps({variant: metrics}), flush=True)
-    (args.out / "training-report.json").write_text(
-        json.dumps(
-            {
-                "photos": split,
-                "device": device_name,
-                "args": vars(args)
-                | {"out": str(args.out), "photos": [str(p) for p in args.photos]},
-                "variants": card,
-            },
-            indent=2,
-            default=str,
-        )
-    )
+        meta.training_data += f"; split by photo: validation {list(VALIDATION)}, test {list(TEST)}"
+        meta.version = "0.2.0"
+        save_weights(model, args.out / f"{variant}.safetensors", meta, half=True)
+        summary[variant] = meta.metrics
+        print(json.dumps({variant: meta.metrics}), flush=True)
+    (args.out / "training-report.json").write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

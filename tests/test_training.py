@@ -1,13 +1,22 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from deepiqa_core import DeepIQA
+from deepiqa_core.datasets import KADID_TYPES
 from deepiqa_core.evaluation.metrics import mean_level_correlation, plcc, rankdata, srocc
-from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort
-from deepiqa_core.training.trainer import Sample, TrainConfig, train
+from deepiqa_core.imaging import read_image
+from deepiqa_core.training.distortions import (
+    DISTORTIONS,
+    LEVELS,
+    distort,
+    lab_to_rgb,
+    rgb_to_lab,
+)
+from deepiqa_core.training.synthetic import generate_local
 from deepiqa_core.training.weak_labels import psnr, ssim, weak_label
 
-from .conftest import make_image
+from .conftest import encode, make_image
 
 
 def test_rank_correlations_have_known_answers():
@@ -39,18 +48,38 @@ def test_each_distortion_is_deterministic_and_worse_with_level(kind):
     assert weak_label(ref, ref) == pytest.approx(100.0)
 
 
-@pytest.mark.parametrize("variant", ["diqam-nr", "wadiqam-fr"])
-def test_training_steps_run_and_keep_the_best_validation_model(variant):
-    ref = make_image(64, 64, seed=2)
+def test_distortions_have_known_answers():
+    flat = np.full((64, 64, 3), 100, np.uint8)
     rng = np.random.default_rng(0)
-    samples = []
-    for kind in ("gaussian_blur", "white_noise"):
-        for lvl in LEVELS:
-            d = distort(ref, kind, lvl, rng)
-            samples.append(Sample(d, ref, weak_label(d, ref), "p", kind, lvl))
-    config = TrainConfig(steps=4, eval_every=2, batch_images=2, patches_per_image=4)
-    result = train(DeepIQA(variant), samples, samples, config, log=lambda r: None)
-    assert [h["step"] for h in result.history] == [2, 4]
-    assert result.best_step in (2, 4) and result.steps_run == 4
-    assert not result.model.training
-    assert result.best_val_srocc == max(h["val_srocc"] for h in result.history)
+    assert (distort(flat, "quantization", 5, rng) == 96).all()  # 4 steps: floor(100/64)=1 -> 96
+    assert (distort(flat, "mean_shift", 1, np.random.default_rng(0))[0, 0] == 85).all()
+    white, red = np.full((1, 1, 3), 255, np.uint8), np.array([[[255, 0, 0]]], np.uint8)
+    assert rgb_to_lab(white)[0, 0] == pytest.approx([100.0, 0.0, 0.0], abs=0.01)
+    assert rgb_to_lab(red)[0, 0] == pytest.approx([53.24, 80.09, 67.20], abs=0.05)
+    img = make_image(48, 48, seed=3)
+    assert np.abs(lab_to_rgb(rgb_to_lab(img)).astype(int) - img).max() <= 1
+    shifted = distort(img, "color_shift", 5, np.random.default_rng(1))
+    assert (shifted[..., [0, 2]] == img[..., [0, 2]]).all()  # only green moves
+    assert not (shifted[..., 1] == img[..., 1]).all()
+    noisy = distort(img, "impulse_noise", 5, np.random.default_rng(2))
+    changed = (noisy != img).any(-1).mean()
+    assert 0.15 < changed < 0.25  # p = 0.2 of the pixels set to black or white
+    assert list(DISTORTIONS) == list(KADID_TYPES) and len(DISTORTIONS) == 25
+
+
+def test_synthetic_rows_depend_only_on_seed_photo_type_and_level(tmp_path):
+    photo = tmp_path / "cat.png"
+    photo.write_bytes(encode(make_image(60, 90, seed=4)))
+    a = generate_local([str(photo)], tmp_path / "a", long_side=60, distortions=["jitter", "jpeg"])
+    b = generate_local([str(photo)], tmp_path / "b", long_side=60, distortions=["jpeg"], workers=2)
+    one = a[a["distortion"] == "jpeg"].reset_index(drop=True)
+    assert one["score"].tolist() == b["score"].tolist()
+    assert all(
+        Path(x).read_bytes() == Path(y).read_bytes()
+        for x, y in zip(one["uri"], b["uri"], strict=True)
+    )
+    assert a["id"].tolist()[:2] == ["cat__jitter__1.png", "cat__jitter__2.png"]
+    assert (tmp_path / "a/references/cat.png").exists() and len(a) == 10
+    assert read_image(a["ref_uri"][0]).shape == (40, 60, 3)  # long side resized to 60
+    with pytest.raises(ValueError, match="unknown distortion types"):
+        generate_local([str(photo)], tmp_path / "c", distortions=["rain"])

@@ -59,7 +59,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=3,
         default=(0.6, 0.2, 0.2),
         metavar=("TRAIN", "VAL", "TEST"),
-        help="fractions of references per split (0.6 0.2 0.2)",
+        help="fractions of references per split (0.6 0.2 0.2); ignored when the manifest has "
+        "its own 'split' column (train/val/test)",
     )
     parser.add_argument(
         "--checkpoint-every", type=int, default=1, help="epochs between checkpoints"

@@ -36,9 +36,21 @@ def manifest_fingerprint(manifest: pd.DataFrame) -> str:
 def with_splits(
     manifest: pd.DataFrame, fractions: tuple[float, float, float], seed: int
 ) -> pd.DataFrame:
-    """The manifest with a stable ``row_id`` (its row order) and a ``split`` column."""
+    """The manifest with a stable ``row_id`` (its row order) and a ``split`` column.
+
+    A manifest that already has a ``split`` column (train/val/test: an official split, or
+    photos held out on purpose) keeps it; otherwise references are split by ``fractions``.
+    """
     out = manifest.reset_index(drop=True).copy()
     out.insert(0, "row_id", range(len(out)))
+    if "split" in out.columns:
+        unknown = set(out["split"]) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"the manifest's split column has {sorted(unknown)}; use {SPLITS}")
+        shared = out.groupby("ref_id")["split"].nunique()
+        if (shared > 1).any():
+            raise ValueError(f"references in two splits: {list(shared[shared > 1].index[:5])}")
+        return out
     out["split"] = split_by_reference(out, fractions, seed).to_numpy()
     return out
 

@@ -19,7 +19,9 @@ import hashlib
 import io
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -128,13 +130,21 @@ def generate_local(
     long_side: int = DEFAULT_LONG_SIDE,
     distortions: Sequence[str] | None = None,
     levels: Sequence[int] = LEVELS,
+    workers: int = 1,
 ):
-    """The whole set in this process; returns the manifest (also written as manifest.parquet)."""
+    """The whole set on this machine (``workers`` processes); returns the manifest (also
+    written as manifest.parquet)."""
     from ..datasets import make_manifest, write_manifest
 
-    rows = []
-    for group in plan_groups(photo_ids(photos), distortions, levels):
-        rows += render_group(group, out_dir, seed, long_side)
+    groups = plan_groups(photo_ids(photos), distortions, levels)
+    n = len(groups)
+    if workers > 1:
+        # spawn, not fork: a forked child of a process that already ran torch can deadlock
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            parts = list(pool.map(render_group, groups, [out_dir] * n, [seed] * n, [long_side] * n))
+    else:
+        parts = [render_group(g, out_dir, seed, long_side) for g in groups]
+    rows = [row for part in parts for row in part]
     manifest = make_manifest(sorted(rows, key=lambda r: r["id"]))
     write_manifest(manifest, Path(out_dir) / "manifest.parquet")
     return manifest
