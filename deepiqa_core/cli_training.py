@@ -33,6 +33,32 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    import os
+
+    from .defaults import SAMPLES
+    from .sources import list_local
+    from .training.synthetic import generate_local
+
+    photos = list_local(args.photos or str(SAMPLES / "nr"))
+    if not photos:
+        return _fail(ValueError(f"no photos found in {args.photos}"))
+    try:
+        manifest = generate_local(
+            photos,
+            args.output,
+            seed=args.seed,
+            long_side=args.long_side,
+            distortions=args.distortions,
+            levels=args.levels,
+            workers=args.workers or os.cpu_count() or 1,
+        )
+    except ValueError as exc:
+        return _fail(exc)
+    print(f"deepiqa synthesize: {len(manifest)} images -> {Path(args.output) / 'manifest.parquet'}")
+    return EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -117,6 +143,29 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
     dataset.add_argument("root", help="the dataset's folder, as published")
     dataset.add_argument("--output", required=True, help="manifest.parquet or manifest.csv")
     dataset.set_defaults(func=cmd_dataset)
+
+    from .training.distortions import DISTORTIONS, LEVELS
+    from .training.synthetic import DEFAULT_LONG_SIDE
+
+    synthesize = sub.add_parser(
+        "synthesize",
+        help="make a KADID-style synthetic training set with weak labels, on this machine",
+        description=(
+            "Distort photos with KADID-10k's 25 types x 5 levels and label each with the weak "
+            "label (weak-v0: SSIM + PSNR, 0-100, higher = better). Writes OUTPUT/references/, "
+            "OUTPUT/images/ and OUTPUT/manifest.parquet; `spark-submit jobs/synthesize.py` does "
+            "the same on a cluster, with the same pixels and labels for the same seed."
+        ),
+        epilog="types: " + ", ".join(DISTORTIONS),
+    )
+    synthesize.add_argument("photos", nargs="?", help="folder or glob (default: bundled samples)")
+    synthesize.add_argument("--output", required=True, help="folder to write")
+    synthesize.add_argument("--distortions", nargs="+", metavar="TYPE", help="default: all 25")
+    synthesize.add_argument("--levels", nargs="+", type=int, default=list(LEVELS))
+    synthesize.add_argument("--seed", type=int, default=0)
+    synthesize.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE)
+    synthesize.add_argument("--workers", type=int, help="processes (default: CPUs)")
+    synthesize.set_defaults(func=cmd_synthesize)
 
     train = sub.add_parser(
         "train",

@@ -90,9 +90,16 @@ def _write_png(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def render_group(group: Group, out_dir: str | Path, seed: int, long_side: int) -> list[dict]:
-    """Write a group's reference and distorted images; return their manifest rows."""
+def render_group(
+    group: Group, out_dir: str | Path, seed: int, long_side: int, uri_root: str | None = None
+) -> list[dict]:
+    """Write a group's reference and distorted images; return their manifest rows.
+
+    ``uri_root``: where the rows say the files are, when they are written to a staging folder
+    that is renamed into place afterwards (default: ``out_dir``).
+    """
     out = Path(out_dir)
+    root = Path(uri_root) if uri_root is not None else out
     (out / "references").mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
     ref = load_photo(group.uri, long_side)
@@ -108,8 +115,8 @@ def render_group(group: Group, out_dir: str | Path, seed: int, long_side: int) -
         rows.append(
             {
                 "id": name,
-                "uri": str(out / "images" / name),
-                "ref_uri": str(ref_path),
+                "uri": str(root / "images" / name),
+                "ref_uri": str(root / "references" / f"{group.photo}.png"),
                 "ref_id": group.photo,
                 "score": weak_label(img, ref),
                 "score_direction": "higher_better",
