@@ -48,6 +48,12 @@ examples:
   deepiqa info fr.safetensors
   deepiqa init untrained.safetensors --variant wadiqam-nr --seed 0
   deepiqa samples   # prints where the bundled sample images are
+
+data and training (the `train` extra):
+  deepiqa dataset tid2013 /data/tid2013 --output tid2013.parquet
+  deepiqa synthesize photos/ --output synthetic/
+  deepiqa train --manifest synthetic/manifest.parquet --variant wadiqam-fr --output runs/fr
+  deepiqa evaluate --manifest tid2013.parquet --weights runs/fr/model.safetensors
 """
 
 

@@ -189,3 +189,19 @@ def test_spark_submit_trains_with_two_ddp_processes_and_resumes_after_kill(tiny_
     assert "prepared" not in resumed.stdout  # the examples were reused, not fetched again
     assert epochs(killed) == epochs(whole)
     assert same_weights(killed / "model.safetensors", whole / "model.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("job", "words"),
+    [
+        ("train.py", ["--resume", "--num-processes", "TorchDistributor", "Petastorm"]),
+        ("synthesize.py", ["--distortions", "jpeg2000", "color_block"]),
+        ("evaluate.py", ["--logistic-params", "--dataset NAME=ROOT"]),
+    ],
+)
+def test_job_help_teaches_the_options(job, words):
+    done = subprocess.run(
+        [sys.executable, str(JOBS / job), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(w in done.stdout for w in words)
