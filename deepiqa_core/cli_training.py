@@ -129,7 +129,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: type) -> None:
-    from .training.options import EPILOG, add_training_arguments
+    from .training.options import (
+        EPILOG,
+        add_data_arguments,
+        add_synthesis_arguments,
+        add_training_arguments,
+    )
 
     dataset = sub.add_parser(
         "dataset",
@@ -144,9 +149,6 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
     dataset.add_argument("--output", required=True, help="manifest.parquet or manifest.csv")
     dataset.set_defaults(func=cmd_dataset)
 
-    from .training.distortions import DISTORTIONS, LEVELS
-    from .training.synthetic import DEFAULT_LONG_SIDE
-
     synthesize = sub.add_parser(
         "synthesize",
         help="make a KADID-style synthetic training set with weak labels, on this machine",
@@ -156,14 +158,10 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
             "OUTPUT/images/ and OUTPUT/manifest.parquet; `spark-submit jobs/synthesize.py` does "
             "the same on a cluster, with the same pixels and labels for the same seed."
         ),
-        epilog="types: " + ", ".join(DISTORTIONS),
     )
     synthesize.add_argument("photos", nargs="?", help="folder or glob (default: bundled samples)")
     synthesize.add_argument("--output", required=True, help="folder to write")
-    synthesize.add_argument("--distortions", nargs="+", metavar="TYPE", help="default: all 25")
-    synthesize.add_argument("--levels", nargs="+", type=int, default=list(LEVELS))
-    synthesize.add_argument("--seed", type=int, default=0)
-    synthesize.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE)
+    add_synthesis_arguments(synthesize)
     synthesize.add_argument("--workers", type=int, help="processes (default: CPUs)")
     synthesize.set_defaults(func=cmd_synthesize)
 
@@ -190,9 +188,7 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
             "is opposite to the model's (DMOS vs quality) are negated for the correlations."
         ),
     )
-    data = evaluate.add_mutually_exclusive_group(required=True)
-    data.add_argument("--manifest", type=Path, help="manifest table (Parquet or CSV)")
-    data.add_argument("--dataset", metavar="NAME=ROOT", help="a published dataset's folder")
+    add_data_arguments(evaluate)
     evaluate.add_argument("--weights", required=True, help="a deepiqa .safetensors file")
     evaluate.add_argument("--format", choices=["table", "json"], default="table")
     evaluate.add_argument("--predictions", help="also write per-image predictions (Parquet)")

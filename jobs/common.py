@@ -6,11 +6,12 @@ there) or in the job's own file (pickled by value).
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +32,23 @@ def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def job_main(
+    app_name: str,
+    parser: argparse.ArgumentParser,
+    run: Callable[[SparkSession, list[str] | None], int],
+    conf: Callable[[argparse.Namespace], dict[str, str]],
+    argv: list[str] | None = None,
+) -> int:
+    """A job's ``main``: parse first (``--help`` and usage errors before Spark starts), then
+    ``run`` on a fresh session that is stopped however the run ends."""
+    args = parser.parse_args(argv)
+    spark = spark_session(app_name, conf(args))
+    try:
+        return run(spark, argv)
+    finally:
+        spark.stop()
 
 
 @contextmanager

@@ -16,10 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/*.py, on the driver only
 
 import score  # noqa: E402
-from common import spark_session  # noqa: E402
+from common import job_main  # noqa: E402
 
-from deepiqa_core.datasets import DatasetError, read_dataset, read_manifest, write_manifest  # noqa: E402
+from deepiqa_core.datasets import DatasetError, write_manifest  # noqa: E402
 from deepiqa_core.evaluation import evaluate_predictions, format_report  # noqa: E402
+from deepiqa_core.training.options import add_data_arguments, load_training_manifest  # noqa: E402
 from deepiqa_core.weights import read_meta  # noqa: E402
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
@@ -32,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: spark-submit jobs/evaluate.py --dataset tid2013=/data/tid2013 "
         "--weights runs/fr/model.safetensors --output eval/tid2013",
     )
-    data = p.add_mutually_exclusive_group(required=True)
-    data.add_argument("--manifest", type=Path, help="manifest table (Parquet or CSV)")
-    data.add_argument("--dataset", metavar="NAME=ROOT", help="a published dataset's folder")
+    add_data_arguments(p)
     p.add_argument("--weights", required=True, help="a deepiqa .safetensors file")
     p.add_argument("--output", type=Path, required=True, help="folder for scores/ and report")
     p.add_argument("--overwrite", action="store_true")
@@ -45,12 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(spark, argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.manifest is not None:
-            manifest = read_manifest(args.manifest)
-        else:
-            name, _, root = args.dataset.partition("=")
-            manifest = read_dataset(name, root)
-    except DatasetError as exc:
+        manifest = load_training_manifest(args)
+    except (DatasetError, ValueError) as exc:
         print(f"evaluate.py: {exc}", file=sys.stderr)
         return EXIT_FATAL
     out = args.output.absolute()
@@ -88,12 +83,9 @@ def run(spark, argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    spark = spark_session("deepiqa-evaluate", {"spark.log.level": "WARN"})
-    try:
-        return run(spark, argv)
-    finally:
-        spark.stop()
+    return job_main(
+        "deepiqa-evaluate", build_parser(), run, lambda _: {"spark.log.level": "WARN"}, argv
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/common.py, on the driver only
 
-from common import publish_atomically, spark_session  # noqa: E402
+from common import job_main, publish_atomically  # noqa: E402
 from pyspark.accumulators import AccumulatorParam  # noqa: E402
 
 from deepiqa_core.batch import BatchConfig, output_columns  # noqa: E402
@@ -566,12 +566,7 @@ def run(spark, argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # --help and usage errors before Spark starts
-    spark = spark_session("deepiqa-score", session_conf(args))
-    try:
-        return run(spark, argv)
-    finally:
-        spark.stop()
+    return job_main("deepiqa-score", build_parser(), run, session_conf, argv)
 
 
 if __name__ == "__main__":

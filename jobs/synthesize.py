@@ -19,14 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/common.py, on the driver only
 
-from common import publish_atomically, spark_session  # noqa: E402
+from common import job_main, publish_atomically  # noqa: E402
 
 from deepiqa_core.datasets import make_manifest, write_manifest  # noqa: E402
 from deepiqa_core.defaults import SAMPLES  # noqa: E402
 from deepiqa_core.sources import is_s3, list_local, list_s3  # noqa: E402
-from deepiqa_core.training.distortions import DISTORTIONS, LEVELS  # noqa: E402
+from deepiqa_core.training.options import add_synthesis_arguments  # noqa: E402
 from deepiqa_core.training.synthetic import (  # noqa: E402
-    DEFAULT_LONG_SIDE,
     Group,
     photo_ids,
     plan_groups,
@@ -46,16 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spark-submit jobs/synthesize.py",
         description=__doc__.split("\n\n")[0],
-        epilog="types: " + ", ".join(DISTORTIONS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("photos", nargs="?", default=str(SAMPLES / "nr"), help="folder, glob, s3://")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--distortions", nargs="+", default=list(DISTORTIONS), metavar="TYPE")
-    p.add_argument("--levels", nargs="+", type=int, default=list(LEVELS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE, help="resize photos to")
+    add_synthesis_arguments(p)
     p.add_argument("--partitions", type=int, help="default: one task per (photo, type) group")
     return p
 
@@ -111,12 +106,9 @@ def run(spark, argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    spark = spark_session("deepiqa-synthesize", {"spark.log.level": "WARN"})
-    try:
-        return run(spark, argv)
-    finally:
-        spark.stop()
+    return job_main(
+        "deepiqa-synthesize", build_parser(), run, lambda _: {"spark.log.level": "WARN"}, argv
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/common.py, on the driver only
 
-from common import spark_session  # noqa: E402
+from common import job_main  # noqa: E402
 
 from deepiqa_core.datasets import DatasetError  # noqa: E402
 from deepiqa_core.datasets.splits import SPLITS  # noqa: E402
@@ -162,15 +162,13 @@ def prepared_rows(plan: Plan) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)  # --help and usage errors before Spark starts
-    spark = spark_session(
+    return job_main(
         "deepiqa-train",
-        {"spark.sql.execution.arrow.maxRecordsPerBatch": "64", "spark.log.level": "WARN"},
+        build_parser(),
+        run,
+        lambda _: {"spark.sql.execution.arrow.maxRecordsPerBatch": "64", "spark.log.level": "WARN"},
+        argv,
     )
-    try:
-        return run(spark, argv)
-    finally:
-        spark.stop()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepiqa_core import load_weights, save_weights  # noqa: E402
+import torch  # noqa: E402
+
+from deepiqa_core import DeepIQA, WeightsMeta, load_weights, save_weights  # noqa: E402
 from deepiqa_core.cli import main as deepiqa  # noqa: E402
 from deepiqa_core.datasets import write_manifest  # noqa: E402
 from deepiqa_core.training.distortions import DISTORTIONS  # noqa: E402
@@ -71,6 +73,22 @@ def find_photos(extra: list[Path]) -> dict[str, Path]:
     return found
 
 
+def transplant_features(fr_weights: Path, variant: str, label_mean: float, out: Path) -> None:
+    """An NR network whose conv stack is the FR model's and whose heads are fresh."""
+    fr, fr_meta = load_weights(fr_weights)
+    torch.manual_seed(0)
+    model = DeepIQA(variant)
+    model.features.load_state_dict(fr.features.state_dict())
+    with torch.no_grad():
+        model.quality[3].bias.fill_(label_mean)  # as a fresh run starts: at the mean label
+    meta = WeightsMeta(
+        variant=variant,
+        score_direction=fr_meta.score_direction,
+        training_data=f"conv stack from {fr_weights.name}; heads untrained",
+    )
+    save_weights(model, out, meta)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("build/default-weights"))
@@ -83,6 +101,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--nr-features-from",
+        type=Path,
+        help="start NR variants from this FR file's conv stack (shared-weight Siamese features, "
+        "trained on the same training photos) instead of random init",
+    )
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -137,6 +161,11 @@ def main() -> None:
         ]
         command += ["--max-seconds", str(args.max_seconds)] if args.max_seconds else []
         command += ["--bf16"] if args.bf16 else []
+        if args.nr_features_from and variant.endswith("-nr"):
+            init = args.out / f"init-{variant}.safetensors"
+            train_mean = float(manifest.loc[manifest["split"] == "train", "score"].mean())
+            transplant_features(args.nr_features_from, variant, train_mean, init)
+            command += ["--init", str(init)]
         if deepiqa(command) != 0:
             sys.exit(f"training {variant} failed")
         report = json.loads((run / "report.json").read_text())

@@ -42,10 +42,34 @@ run folder (--output): model.safetensors (best epoch, with metadata and held-out
 """
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--manifest PATH or --dataset NAME=ROOT (read with ``load_training_manifest``)."""
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--manifest", type=Path, help="manifest table (Parquet or CSV)")
     data.add_argument("--dataset", metavar="NAME=ROOT", help="a published dataset's folder")
+
+
+def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic set's options, shared by ``deepiqa synthesize`` and jobs/synthesize.py."""
+    from .distortions import DISTORTIONS, LEVELS
+    from .synthetic import DEFAULT_LONG_SIDE
+
+    parser.add_argument(
+        "--distortions",
+        nargs="+",
+        default=list(DISTORTIONS),
+        metavar="TYPE",
+        help="default: all 25 (" + ", ".join(DISTORTIONS) + ")",
+    )
+    parser.add_argument("--levels", nargs="+", type=int, default=list(LEVELS))
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same pixels and labels")
+    parser.add_argument(
+        "--long-side", type=int, default=DEFAULT_LONG_SIDE, help="photos are resized to this"
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
     parser.add_argument("--output", type=Path, required=True, help="run folder (see below)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="wadiqam-fr")
     parser.add_argument("--epochs", type=int, default=100, help="passes over the training split")
