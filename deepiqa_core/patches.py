@@ -1,4 +1,4 @@
-"""32x32 patching: the deterministic inference grid and random training crops.
+"""32x32 patching: the deterministic inference grid (training crops: training.patch_sampling).
 
 Grid (inference): top-left corners at 0, s, 2s, ... along each axis, ``floor((L - 32) / s) + 1``
 positions per axis (the authors' count; with s = 32 a 512x384 image gives 16 x 12 = 192 patches).
@@ -69,26 +69,3 @@ def cut_grid(
     tiles = region.permute(2, 0, 1).unfold(1, PATCH_SIZE, s).unfold(2, PATCH_SIZE, s)
     tiles = tiles.permute(1, 2, 0, 3, 4).reshape(-1, 3, PATCH_SIZE, PATCH_SIZE)
     return tiles.contiguous().float().div_(255.0)  # contiguous: one conv code path for all
-
-
-def random_positions(
-    height: int, width: int, count: int, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` uniformly random top-left corners (training crops; overlapping allowed).
-
-    Reuse the same positions for a distorted image and its reference (the paper's protocol).
-    """
-    if min(height, width) < PATCH_SIZE:
-        raise ValueError(f"{width}x{height} is smaller than one {PATCH_SIZE}px patch")
-    ys = torch.randint(0, height - PATCH_SIZE + 1, (count,), generator=generator)
-    xs = torch.randint(0, width - PATCH_SIZE + 1, (count,), generator=generator)
-    return ys, xs
-
-
-def crop_at(image: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """Crops of an (H, W, 3) uint8 tensor at the given corners -> float (N, 3, 32, 32) in 0..1."""
-    offsets = torch.arange(PATCH_SIZE, device=image.device)
-    rows = (ys.to(image.device)[:, None] + offsets)[:, :, None]  # (N, 32, 1)
-    cols = (xs.to(image.device)[:, None] + offsets)[:, None, :]  # (N, 1, 32)
-    crops = image[rows, cols]  # (N, 32, 32, 3)
-    return crops.permute(0, 3, 1, 2).float().div_(255.0)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from deepiqa_core import grid_for
-from deepiqa_core.patches import crop_at, cut_grid, random_positions
+from deepiqa_core.patches import cut_grid
 
 
 @pytest.mark.parametrize(
@@ -48,28 +48,6 @@ def test_cut_grid_sub_rectangle_matches_the_full_cut() -> None:
     full = cut_grid(image, grid, 0, grid.rows).view(grid.rows, grid.cols, 3, 32, 32)
     part = cut_grid(image, grid, 1, 3, 2, 4).view(2, 2, 3, 32, 32)
     assert torch.equal(part, full[1:3, 2:4])
-
-
-def test_random_crops_use_one_set_of_positions_for_reference_and_distorted() -> None:
-    ref = torch.randint(0, 256, (50, 60, 3), dtype=torch.uint8)
-    dist = 255 - ref
-    ys, xs = random_positions(50, 60, 32, torch.Generator().manual_seed(0))
-    assert int(ys.max()) <= 18 and int(xs.max()) <= 28
-    assert torch.allclose(crop_at(dist, ys, xs), 1 - crop_at(ref, ys, xs))
-    k = 5
-    expected = ref[ys[k] : ys[k] + 32, xs[k] : xs[k] + 32].permute(2, 0, 1).float() / 255
-    assert torch.equal(crop_at(ref, ys, xs)[k], expected)
-
-
-def test_random_positions_are_reproducible_with_a_seed() -> None:
-    a = random_positions(100, 100, 8, torch.Generator().manual_seed(3))
-    b = random_positions(100, 100, 8, torch.Generator().manual_seed(3))
-    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
-
-
-def test_random_crops_refuse_images_smaller_than_a_patch() -> None:
-    with pytest.raises(ValueError, match="smaller"):
-        random_positions(31, 100, 4)
 
 
 def test_invalid_stride_is_refused() -> None:

@@ -47,6 +47,14 @@ def test_crops_depend_on_seed_epoch_and_row_only():
     assert a.shape == (8, 3, 32, 32) and a.dtype == np.uint8
     assert np.array_equal(a, b) and np.array_equal(ra, rb) and not np.array_equal(a, c)
     assert np.array_equal(ra, 255 - a)
+    # a picture whose pixels say where they are: each crop is the 32x32 slice at its corner
+    yy, xx = np.mgrid[0:50, 0:60]
+    where = np.stack([yy, xx, np.zeros_like(yy)], -1).astype(np.uint8)
+    crops, _ = random_crops(where, 16, crop_rng(5, 0, 0))
+    for crop in crops:
+        y, x = int(crop[0, 0, 0]), int(crop[1, 0, 0])
+        assert y <= 50 - 32 and x <= 60 - 32
+        assert np.array_equal(crop, where[y : y + 32, x : x + 32].transpose(2, 0, 1))
     with pytest.raises(ValueError, match="smaller than one 32px patch"):
         random_crops(img[:20], 1, crop_rng(0, 0, 0))
 
