@@ -151,9 +151,14 @@ def plan_run(args: argparse.Namespace) -> Plan:
     record = prepared_record(manifest, list(args.split), args.seed, full_reference)
     run_dir = check_run_dir(args)
     datasets = "+".join(sorted(manifest["dataset"].astype(str).unique()))
+    split_text = (
+        "splits from the manifest's split column"
+        if "split" in manifest.columns
+        else f"references split {'/'.join(f'{f:g}' for f in args.split)}, seed {args.seed}"
+    )
     training_data = (
         f"{datasets}: {len(train)} training images from {train['ref_id'].nunique()} references "
-        f"(references split {'/'.join(f'{f:g}' for f in args.split)}, seed {args.seed}); "
+        f"({split_text}); "
         f"manifest sha256 {record['manifest_sha256'][:16]}"
     )
     return Plan(
