@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .errors import DeepIQAError, SizeMismatchError, UnpairedError
+from .errors import DeepIQAError, SizeMismatchError, UnpairedError, error_fields
 from .imaging import DEFAULT_MAX_PIXELS, decode_image, decode_in_order, image_size
 from .models import PATCH_SIZE
 from .patches import grid_for
@@ -57,7 +57,6 @@ PATCH_COLUMNS: list[tuple[str, str]] = [
     ("patch_quality", "array<float>"),
     ("patch_weight", "array<float>"),
 ]
-MAX_MESSAGE = 500
 
 
 @dataclass(frozen=True)
@@ -75,12 +74,6 @@ class BatchConfig:
 
 def output_columns(config: BatchConfig) -> list[tuple[str, str]]:
     return OUTPUT_COLUMNS + (PATCH_COLUMNS if config.with_patches else [])
-
-
-def _error(exc: BaseException) -> tuple[str, str]:
-    code = exc.code if isinstance(exc, DeepIQAError) else "internal"
-    message = str(exc) if isinstance(exc, DeepIQAError) else f"{type(exc).__name__}: {exc}"
-    return code, message[:MAX_MESSAGE]
 
 
 def _missing(value: Any) -> bool:
@@ -127,7 +120,7 @@ class RowResult:
     patch_weight: np.ndarray | None = None
 
     def fail(self, exc: BaseException) -> None:
-        self.error_code, self.error_message = _error(exc)
+        self.error_code, self.error_message = error_fields(exc)
 
 
 class BatchScorer:

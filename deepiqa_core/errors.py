@@ -6,6 +6,15 @@ so that batch jobs can put it in an output row and alert on it without parsing f
 
 from __future__ import annotations
 
+MAX_MESSAGE = 500
+
+
+def error_fields(exc: BaseException) -> tuple[str, str]:
+    """(code, message) for an output row: typed errors keep theirs, anything else is internal."""
+    code = exc.code if isinstance(exc, DeepIQAError) else "internal"
+    message = str(exc) if isinstance(exc, DeepIQAError) else f"{type(exc).__name__}: {exc}"
+    return code, message[:MAX_MESSAGE]
+
 
 class DeepIQAError(Exception):
     """Base class; ``code`` is stable across releases, the message is for people."""

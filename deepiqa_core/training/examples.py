@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import DeepIQAError, SizeMismatchError, UnpairedError
+from ..errors import DeepIQAError, SizeMismatchError, UnpairedError, error_fields
 from ..imaging import DEFAULT_MAX_PIXELS, decode_image
 from ..sources import read_bytes
 
@@ -74,10 +74,8 @@ def fetch_examples(
                     raise SizeMismatchError(f"image is {shape}, its reference {cached[1]} (h, w)")
                 rec["ref_image"] = cached[0]
             rec["image"] = image
-        except DeepIQAError as exc:
-            rec.update(error_code=exc.code, error_message=str(exc)[:500])
         except Exception as exc:  # noqa: BLE001 - one bad row never stops the rest
-            rec.update(error_code="internal", error_message=f"{type(exc).__name__}: {exc}"[:500])
+            rec["error_code"], rec["error_message"] = error_fields(exc)
         out.append(rec)
     result = pd.DataFrame(out, columns=[name for name, _ in EXAMPLE_COLUMNS])
     result["level"] = result["level"].astype("Int32")
