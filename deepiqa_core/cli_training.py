@@ -102,9 +102,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, meta = load_weights(data)
     if model.full_reference and manifest["ref_uri"].isna().any():
         return _fail(ValueError(f"{meta.variant} needs references; this manifest lacks some"))
-    scorer = BatchScorer(
-        Scorer(model, device=args.device), meta.variant, weights_sha256(data), BatchConfig()
-    )
+    sha = weights_sha256(data)
+    scorer = BatchScorer(Scorer(model, device=args.device), meta.variant, sha, BatchConfig())
     predictions = []
     with tqdm(total=len(manifest), unit="img", disable=None, file=sys.stderr) as bar:
         for start in range(0, len(manifest), args.batch_rows):
@@ -115,13 +114,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     frame = manifest.reset_index(drop=True).assign(
         prediction=scored["score"].to_numpy(), error_code=scored["error_code"].to_numpy()
     )
-    direction = meta.score_direction if meta.score_direction != "unknown" else "higher_better"
-    report = evaluate_predictions(frame, model_direction=direction)
-    report["model"] = {
-        "variant": meta.variant,
-        "sha256": weights_sha256(data),
-        "file": args.weights,
-    }
+    report = evaluate_predictions(frame, model_direction=meta.score_direction)
+    report["model"] = {"variant": meta.variant, "sha256": sha, "file": args.weights}
     if args.predictions:
         frame.to_parquet(args.predictions, index=False)
     print(json.dumps(report, indent=2) if args.format == "json" else format_report(report))

@@ -74,8 +74,7 @@ def run(spark, argv: list[str] | None = None) -> int:
         how="left",
     )
     meta = read_meta(args.weights)
-    direction = meta.score_direction if meta.score_direction != "unknown" else "higher_better"
-    report = evaluate_predictions(frame, direction, args.logistic_params)
+    report = evaluate_predictions(frame, meta.score_direction, args.logistic_params)
     report["model"] = {"variant": meta.variant, "file": args.weights}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(format_report(report))

@@ -49,9 +49,13 @@ def evaluate_predictions(
 ) -> dict:
     """``frame``: manifest columns plus ``prediction`` (null where scoring failed).
 
+    ``model_direction`` "unknown" (a weights file that does not say) is taken as higher_better.
+
     Returns ``{"overall", "datasets", "distortions", "failed"}``; "overall" pools all rows and is
     meaningful only for one dataset (scales differ), so cross-dataset results are per dataset.
     """
+    if model_direction == "unknown":
+        model_direction = "higher_better"
     scored = frame[frame["prediction"].notna()].copy()
     flip = np.where(scored["score_direction"] == model_direction, 1.0, -1.0)
     scored["aligned"] = scored["score"].to_numpy(np.float64) * flip
