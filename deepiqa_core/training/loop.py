@@ -236,16 +236,14 @@ def _describe(record: dict, epochs: int, best_epoch: int, best_val: float | None
     return text + f"  {record['seconds']:.1f} s"
 
 
-class _NoProgress:
-    def update(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def _progress(rank: int, epoch: int, epochs: int, total: int | None):
     """A step bar on rank 0 when stderr is a terminal (tqdm switches itself off otherwise)."""
-    if rank != 0:
-        return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False, disable=None)
+    return tqdm(
+        total=total,
+        desc=f"epoch {epoch}/{epochs}",
+        unit="step",
+        leave=False,
+        disable=True if rank else None,
+    )

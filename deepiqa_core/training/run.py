@@ -26,7 +26,7 @@ from ..evaluation import evaluate_predictions
 from ..models import DeepIQA, get_variant
 from ..scoring import Scorer
 from ..weights import WeightsMeta, load_weights, save_weights
-from .loop import FitConfig, fit
+from .loop import FitConfig, FitResult, fit
 from .petastorm_source import PetastormSource
 
 if TYPE_CHECKING:
@@ -83,9 +83,7 @@ def evaluate_folder(
     model: DeepIQA, folder: Path, device: torch.device, direction: str, batch_rows: int
 ) -> dict:
     frame = score_examples(model, folder, device, batch_rows)
-    report = evaluate_predictions(frame, model_direction=direction)
-    model.train()
-    return report
+    return evaluate_predictions(frame, model_direction=direction)
 
 
 def _device(use_gpu: bool) -> torch.device:
@@ -158,14 +156,13 @@ def train_worker(job: TrainJob) -> dict:
     return summary
 
 
-def _finish(job: TrainJob, result, device: torch.device, direction: str) -> dict:
+def _finish(job: TrainJob, result: FitResult, device: torch.device, direction: str) -> dict:
     data, run_dir = Path(job.data_dir), Path(job.run_dir)
     reports = {
         split: evaluate_folder(result.model, data / split, device, direction, job.eval_batch_rows)
         for split in ("val", "test")
         if parquet_rows(data / split)
     }
-    result.model.eval()
     headline = {
         f"{split}_{key}": report["overall"].get(key)
         for split, report in reports.items()
