@@ -63,17 +63,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .datasets import DatasetError
-    from .training.options import build_job, needs_preparing, plan_run
+    from .training.options import build_job, plan_run, prepared_data
     from .training.prepare import prepare_local
     from .training.run import train_worker
 
-    try:
-        plan = plan_run(args)
-    except (DatasetError, ValueError, FileExistsError) as exc:
-        return _fail(exc)
-    if needs_preparing(plan):
+    def prepare() -> dict:
         prepared = prepare_local(plan.manifest, plan.data_dir, plan.record, args.rows_per_file)
         print(f"deepiqa train: prepared {prepared['rows']}, rejected {prepared['rejected']}")
+        return prepared
+
+    try:
+        plan = plan_run(args)
+        prepared_data(plan, prepare)
+    except (DatasetError, ValueError, FileExistsError) as exc:
+        return _fail(exc)
     use_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     try:
         summary = train_worker(build_job(args, plan, use_gpu))

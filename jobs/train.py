@@ -32,8 +32,8 @@ from deepiqa_core.training.options import (  # noqa: E402
     Plan,
     add_training_arguments,
     build_job,
-    needs_preparing,
     plan_run,
+    prepared_data,
 )
 from deepiqa_core.training.prepare import REJECTED, finish_prepared  # noqa: E402
 from deepiqa_core.training.run import train_worker  # noqa: E402
@@ -132,16 +132,17 @@ def run(spark, argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    try:
-        plan = plan_run(args)
-    except (DatasetError, ValueError, FileExistsError) as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return EXIT_FATAL
-    if needs_preparing(plan):
+
+    def prepare() -> dict:
         prepared = materialise(spark, plan, args.rows_per_file, args.num_processes)
         print(f"train.py: prepared {prepared['rows']}, rejected {prepared['rejected']}")
-    if not prepared_rows(plan)["train"]:
-        print("train.py: no usable training images (see data/rejected.parquet)", file=sys.stderr)
+        return prepared
+
+    try:
+        plan = plan_run(args)
+        prepared_data(plan, prepare)
+    except (DatasetError, ValueError, FileExistsError) as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
         return EXIT_FATAL
     use_gpu = wants_gpu(spark, args.use_gpu)
     job = build_job(args, plan, use_gpu)
@@ -155,10 +156,6 @@ def run(spark, argv: list[str] | None = None) -> int:
         "train.py: " + json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")})
     )
     return EXIT_OK
-
-
-def prepared_rows(plan: Plan) -> dict:
-    return json.loads((plan.data_dir / "prepared.json").read_text())["rows"]
 
 
 def main(argv: list[str] | None = None) -> int:

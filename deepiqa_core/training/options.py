@@ -10,13 +10,14 @@ import argparse
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..models import VARIANTS, get_variant
 from .loop import FitConfig
-from .prepare import check_prepared, label_meta, prepared_record, with_splits
+from .prepare import REJECTED, check_prepared, label_meta, prepared_record, with_splits
 from .run import TrainJob
 
 if TYPE_CHECKING:
@@ -172,13 +173,17 @@ def plan_run(args: argparse.Namespace) -> Plan:
     )
 
 
-def needs_preparing(plan: Plan) -> bool:
-    """False when the data folder already holds this exact preparation (a resumed run)."""
-    if check_prepared(plan.data_dir, plan.record):
-        return False
-    shutil.rmtree(plan.data_dir, ignore_errors=True)  # a preparation cut short: start it over
-    plan.data_dir.mkdir(parents=True)
-    return True
+def prepared_data(plan: Plan, prepare: Callable[[], dict]) -> dict:
+    """The data folder's preparation record: reused when it matches (a resumed run), else made
+    by ``prepare`` (Spark or this process). A run without one usable training image stops here."""
+    record = check_prepared(plan.data_dir, plan.record)
+    if record is None:
+        shutil.rmtree(plan.data_dir, ignore_errors=True)  # a preparation cut short: redo it
+        plan.data_dir.mkdir(parents=True)
+        record = prepare()
+    if not record["rows"]["train"]:
+        raise ValueError(f"no usable training images (see {plan.data_dir / REJECTED})")
+    return record
 
 
 def build_job(args: argparse.Namespace, plan: Plan, use_gpu: bool) -> TrainJob:

@@ -82,17 +82,18 @@ def prepared_record(manifest: pd.DataFrame, fractions, seed: int, full_reference
     }
 
 
-def check_prepared(data_dir: Path, record: dict) -> bool:
-    """True when ``data_dir`` already holds exactly this preparation; error when it differs."""
+def check_prepared(data_dir: Path, record: dict) -> dict | None:
+    """The saved record when ``data_dir`` already holds exactly this preparation, None when it
+    holds none; an error when it holds another."""
     path = data_dir / PREPARED
     if not path.exists():
-        return False
+        return None
     saved = json.loads(path.read_text())
     if {k: saved.get(k) for k in record} != record:
         raise ValueError(
             f"{data_dir} was prepared from a different manifest or split; start a new run"
         )
-    return True
+    return saved
 
 
 def finish_prepared(data_dir: Path, record: dict, counts: dict, rejected: dict) -> dict:
