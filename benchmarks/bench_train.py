@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deepiqa_core.cli import main as deepiqa  # noqa: E402
+from deepiqa_core.training.options import TrainSpec  # noqa: E402
 from deepiqa_core.training.petastorm_source import PetastormSource  # noqa: E402
 from deepiqa_core.training.synthetic import generate_local  # noqa: E402
 
@@ -91,6 +92,10 @@ def main() -> None:
             patches_per_image=32,
             batch_images=4,
             seed=0,
+            rank=0,
+            world=1,
+            shuffle_buffer=TrainSpec.shuffle_buffer,
+            reader_workers=TrainSpec.reader_workers,
         )
         started = time.perf_counter()
         images = sum(len(b.labels) for b in source.batches(1))

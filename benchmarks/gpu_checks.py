@@ -29,10 +29,10 @@ def varied_model(variant: str) -> DeepIQA:
             if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
                 torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 m.bias.zero_()
-        model.quality[3].weight.mul_(100.0)
-        model.quality[3].bias.fill_(50.0)
+        model.quality_output.weight.mul_(100.0)
+        model.quality_output.bias.fill_(50.0)
         if model.weight is not None:
-            model.weight[3].bias.fill_(1.0)
+            model.weight_output.bias.fill_(1.0)
     return model.eval()
 
 

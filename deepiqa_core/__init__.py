@@ -10,6 +10,7 @@ Importable and useful without Spark::
     print(scorer.score_one(image).score, meta.score_direction)
 """
 
+from .devices import resolve_device
 from .errors import (
     DeepIQAError,
     ImageDecodeError,
@@ -24,7 +25,7 @@ from .imaging import decode_image, read_image
 from .models import PATCH_SIZE, VARIANTS, DeepIQA, count_parameters, get_variant
 from .patches import Grid, grid_for
 from .pooling import pool
-from .scoring import ImageScore, PatchMap, ReferenceFeatures, Scorer, resolve_device
+from .scoring import ImageScore, PatchMap, ReferenceFeatures, Scorer
 from .weights import WeightsMeta, import_weights, load_weights, read_meta, save_weights
 
 __version__ = "0.1.0"

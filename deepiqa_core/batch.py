@@ -19,6 +19,7 @@ pandas is imported lazily: it comes with the ``spark`` extra, not with deepiqa_c
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -67,7 +68,7 @@ class BatchConfig:
     patch_budget: int = DEFAULT_PATCH_BUDGET
     max_pixels: int = DEFAULT_MAX_PIXELS
     resize_reference: bool = False
-    decode_workers: int = 4
+    decode_workers: int | None = None  # None: the CPUs where it runs, at most 8
     with_patches: bool = False
     reference_cache: int = 16
 
@@ -80,7 +81,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def _row_bytes(uri: Any, data: Any) -> bytes:
+def row_bytes(uri: Any, data: Any) -> bytes:
     """A row's image bytes: the bytes it carries, else those at its uri."""
     if _missing(data):
         if not isinstance(uri, str) or not uri:
@@ -90,7 +91,7 @@ def _row_bytes(uri: Any, data: Any) -> bytes:
 
 
 def _load(uri: Any, data: Any, max_pixels: int) -> np.ndarray:
-    return decode_image(_row_bytes(uri, data), max_pixels=max_pixels)
+    return decode_image(row_bytes(uri, data), max_pixels=max_pixels)
 
 
 @dataclass
@@ -247,9 +248,10 @@ class BatchScorer:
     def _reference(
         self, uri: Any, data: Any, size: tuple[int, int], band: tuple[int, int] | None = None
     ) -> ReferenceFeatures:
-        if not isinstance(uri, str) or not uri:
+        if _missing(data) and (not isinstance(uri, str) or not uri):
             raise UnpairedError("no reference for this image")
-        key = (uri, size if self.config.resize_reference else None, band)
+        source = uri if _missing(data) else hashlib.sha1(bytes(data)).hexdigest()
+        key = (source, size if self.config.resize_reference else None, band)
         if key not in self._refs:
             try:
                 image = _load(uri, data, self.config.max_pixels)
@@ -281,7 +283,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
     images = list(frame["image"]) if "image" in frame else [None] * n
 
     def rows(i: int) -> int:
-        height, width = image_size(_row_bytes(uris[i], images[i]))
+        height, width = image_size(row_bytes(uris[i], images[i]))
         return grid_for(height, width, config.stride).rows
 
     grid_rows = [

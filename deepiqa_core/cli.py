@@ -8,40 +8,47 @@ import io
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .batch import BatchConfig, BatchScorer, ImageRow, RowResult
+from .batch import BatchScorer, ImageRow, RowResult, row_bytes
 from .cli_training import add_training_commands
-from .defaults import DEFAULT_WEIGHTS, SAMPLES
-from .errors import DeepIQAError
-from .imaging import DEFAULT_MAX_PIXELS, decode_image, default_decode_workers
+from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
+from .devices import autocast_dtype, resolve_device
+from .errors import DeepIQAError, UnpairedError
+from .exits import EXIT_CODES_HELP, ExitCode, UsageError, run_entry, threshold_code
+from .imaging import decode_image
+from .inputs import image_rows
 from .maps import save_map
-from .models import PATCH_SIZE, VARIANTS, DeepIQA
-from .scoring import DEFAULT_PATCH_BUDGET, Scorer
-from .sources import IMAGE_SUFFIXES, read_bytes
+from .models import VARIANTS, DeepIQA
+from .options import (
+    INPUTS_HELP,
+    ScoringOptions,
+    add_input_arguments,
+    add_scoring_arguments,
+    input_spec,
+    scoring_options,
+)
+from .scoring import Scorer
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
-PAIR_SEPARATOR = "__"
-
+FORMATS = ("table", "json", "csv")
 
 EPILOG = f"""\
-exit codes:
-  {EXIT_OK}  every input was scored
-  {EXIT_PARTIAL}  some inputs could not be scored (their rows carry error_code/error_message)
-  {EXIT_USAGE}  bad command line
-  {EXIT_FATAL}  nothing was scored: unreadable weights, missing input path, ...
+{INPUTS_HELP}
+
+{EXIT_CODES_HELP}
 
 examples:
   deepiqa score photo.jpg                      # the shipped default WaDIQaM-NR weights
-  deepiqa score photo.jpg --weights nr.safetensors
-  deepiqa score photos/ --weights nr.safetensors --format csv --output scores.csv
+  deepiqa score photos/ --weights nr.safetensors --output scores.csv   # format from the suffix
+  deepiqa score s3://media/photos/ --format json
+  deepiqa score manifest.parquet --uri-column path
   deepiqa score dist.png --ref ref.png --weights fr.safetensors --map dist-map.png
   deepiqa score distorted/ --ref references/ --weights fr.safetensors --format json
   deepiqa convert fr_live_weighted.model fr.safetensors --from chainer
@@ -57,10 +64,6 @@ data and training (the `train` extra):
 """
 
 
-class UsageError(Exception):
-    """A command-line mistake found after parsing (exit code 2)."""
-
-
 @dataclass
 class Row:
     path: str
@@ -71,60 +74,31 @@ class Row:
     error_message: str | None = None
 
 
-def _list_images(folder: Path, recursive: bool) -> list[Path]:
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-
-
-def pair_key(path: Path) -> str:
-    """A distorted file ``<key>__<anything>.<ext>`` (or ``<key>.<ext>``) pairs with ``<key>.*``."""
-    return path.stem.split(PAIR_SEPARATOR, 1)[0]
-
-
-def _pairs(inputs: Path, ref: Path, recursive: bool) -> list[tuple[Path, Path | None]]:
-    if inputs.is_file():
-        if not ref.is_file():
-            raise UsageError("--ref must be a file when the input is a file")
-        return [(inputs, ref)]
-    if not ref.is_dir():
-        raise UsageError("--ref must be a folder when the input is a folder")
-    refs: dict[str, Path] = {}
-    for p in _list_images(ref, recursive):
-        refs.setdefault(p.stem, p)
-    pairs = [(p, refs.get(pair_key(p))) for p in _list_images(inputs, recursive)]
-    return sorted(pairs, key=lambda pr: (str(pr[1]), str(pr[0])))  # shared references adjacent
-
-
-def _error_row(path: Path, ref: Path | None, exc: Exception) -> Row:
-    result = RowResult()
-    result.fail(exc)
-    return Row(str(path), ref and str(ref), None, None, result.error_code, result.error_message)
-
-
 ROWS_PER_CALL = 64  # rows per BatchScorer call: the progress bar moves, memory stays bounded
 
 
-def _score_pairs(
-    batch: BatchScorer, pairs: Sequence[tuple[Path, Path | None]], progress: bool
-) -> Iterator[Row]:
-    """Score files with the same BatchScorer the Spark workers use: one Row per file."""
-    bar = tqdm(total=len(pairs), unit="img", disable=not progress, file=sys.stderr)
-    for start in range(0, len(pairs), ROWS_PER_CALL):
-        part = pairs[start : start + ROWS_PER_CALL]
-        rows = [ImageRow(str(p), uri=str(p), ref_uri=r and str(r)) for p, r in part]
-        for (path, ref), res in zip(part, batch.score_rows(rows), strict=True):
-            bar.update(1)
-            yield Row(
-                str(path),
-                ref and str(ref),
-                res.score,
-                res.num_patches,
-                res.error_code,
-                res.error_message,
-            )
-    bar.close()
+def _score_rows(batch: BatchScorer, rows: Sequence[ImageRow], progress: bool) -> list[Row]:
+    """Score with the same BatchScorer the Spark workers use: one Row per input row, in order.
+
+    Rows sharing a reference are scored together, so its features are computed once."""
+    order = sorted(range(len(rows)), key=lambda i: (str(rows[i].ref_uri), str(rows[i].uri)))
+    out: list[Row | None] = [None] * len(rows)
+    with tqdm(total=len(rows), unit="img", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(order), ROWS_PER_CALL):
+            part = order[start : start + ROWS_PER_CALL]
+            results = batch.score_rows([rows[i] for i in part])
+            for i, res in zip(part, results, strict=True):
+                row = rows[i]
+                out[i] = Row(
+                    row.uri or row.id,
+                    row.ref_uri,
+                    res.score,
+                    res.num_patches,
+                    res.error_code,
+                    res.error_message,
+                )
+            bar.update(len(part))
+    return [r for r in out if r is not None]
 
 
 def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
@@ -156,83 +130,85 @@ def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
     )
 
 
-def _load_scorer(args: argparse.Namespace) -> tuple[Scorer, WeightsMeta, str]:
+def output_format(fmt: str | None, output: str | None) -> str:
+    """--format, else the --output file's suffix (.json, .csv), else a table."""
+    if fmt is not None:
+        return fmt
+    suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+    return suffix if suffix in ("json", "csv") else "table"
+
+
+def _load_scorer(weights: Path, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:
     """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
-    if args.weights is None:
-        args.weights = str(DEFAULT_WEIGHTS["fr" if args.ref is not None else "nr"])
-    data = Path(args.weights).read_bytes()
+    if not weights.is_file():
+        raise UsageError(f"--weights {weights} is not a file")
+    data = weights.read_bytes()
     model, meta = load_weights(data)
-    scorer = Scorer(model, device=args.device, stride=args.stride, patch_budget=args.patch_budget)
+    device = resolve_device(options.device)
+    scorer = Scorer(
+        model,
+        device=device,
+        stride=options.batch.stride,
+        patch_budget=options.batch.patch_budget,
+        autocast_dtype=autocast_dtype(options.precision, device),
+    )
     return scorer, meta, weights_sha256(data)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    inputs = Path(args.input)
-    if not inputs.exists():
-        print(f"deepiqa: input {inputs} does not exist", file=sys.stderr)
-        return EXIT_FATAL
-    if args.map and not inputs.is_file():
-        raise UsageError("--map needs a single image as input")
-    scorer, meta, sha = _load_scorer(args)
-    if scorer.full_reference != (args.ref is not None):
-        need = "needs --ref" if scorer.full_reference else "takes no --ref"
-        raise UsageError(f"the model is {meta.variant}, which {need}")
-    if args.ref is not None:
-        pairs = _pairs(inputs, Path(args.ref), args.recursive)
-    elif inputs.is_file():
-        pairs = [(inputs, None)]
-    else:
-        pairs = [(p, None) for p in _list_images(inputs, args.recursive)]
-    if not pairs:
-        print(f"deepiqa: no images found in {inputs}", file=sys.stderr)
-        return EXIT_FATAL
+    if args.input is None:
+        raise UsageError("score needs an INPUT (an image, folder, glob, s3:// prefix, manifest)")
+    spec = input_spec(args)
+    options = scoring_options(args)
+    weights = Path(args.weights) if args.weights else default_weights(spec.ref is not None)
+    scorer, meta, sha = _load_scorer(weights, options)
+    rows = image_rows(spec, scorer.full_reference, meta.variant)
+    if args.map and len(rows) != 1:
+        raise UsageError(f"--map needs a single image as input; {spec.source} has {len(rows)}")
+    if not rows:
+        raise DeepIQAError(f"no images found in {spec.source}")
 
     started = time.perf_counter()
     if args.map:
-        rows = [_score_with_map(scorer, pairs[0], args)]
+        scored = [_score_with_map(scorer, rows[0], args.map, options.batch.max_pixels)]
     else:
-        config = BatchConfig(
-            stride=args.stride,
-            patch_budget=args.patch_budget,
-            max_pixels=args.max_pixels,
-            decode_workers=args.decode_workers,
-        )
-        batch = BatchScorer(scorer, meta.variant, sha, config)
-        progress = not args.quiet and len(pairs) > 1 and sys.stderr.isatty()
-        rows = list(_score_pairs(batch, pairs, progress))
+        batch = BatchScorer(scorer, meta.variant, sha, options.batch)
+        progress = not args.quiet and len(rows) > 1 and sys.stderr.isatty()
+        scored = _score_rows(batch, rows, progress)
     elapsed = time.perf_counter() - started
 
-    text = _format_rows(rows, args.format, scorer.full_reference)
+    text = _format_rows(scored, output_format(args.format, args.output), scorer.full_reference)
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
-    failed = sum(r.error_code is not None for r in rows)
+    failed = sum(r.error_code is not None for r in scored)
     if not args.quiet:
         print(
-            f"deepiqa: scored {len(rows) - failed}/{len(rows)} images in {elapsed:.1f}s with "
+            f"deepiqa: scored {len(scored) - failed}/{len(scored)} images in {elapsed:.1f}s with "
             f"{meta.variant} ({sha[:12]}); score direction: "
             f"{meta.score_direction}",
             file=sys.stderr,
         )
-    if failed == len(rows):
-        return EXIT_FATAL
-    return EXIT_PARTIAL if failed else EXIT_OK
+    return threshold_code(failed, len(scored), options.max_error_rate)
 
 
-def _score_with_map(
-    scorer: Scorer, pair: tuple[Path, Path | None], args: argparse.Namespace
-) -> Row:
-    path, ref = pair
+def _score_with_map(scorer: Scorer, row: ImageRow, target: str, max_pixels: int) -> Row:
+    result = RowResult()
     try:
-        image = decode_image(read_bytes(str(path)), max_pixels=args.max_pixels)
-        reference = decode_image(read_bytes(str(ref)), max_pixels=args.max_pixels) if ref else None
-        result = scorer.score_one(image, reference, return_patches=True)
+        image = decode_image(row_bytes(row.uri, row.image), max_pixels=max_pixels)
+        has_ref = row.ref_uri or row.ref_image is not None
+        ref_data = row_bytes(row.ref_uri, row.ref_image) if has_ref else None
+        reference = decode_image(ref_data, max_pixels=max_pixels) if ref_data else None
+        if scorer.full_reference and reference is None:
+            raise UnpairedError("no reference for this image")
+        scored = scorer.score_one(image, reference, return_patches=True)
     except DeepIQAError as exc:
-        return _error_row(path, ref, exc)
-    assert result.patches is not None
-    save_map(image, result.patches, args.map)
-    return Row(str(path), ref and str(ref), result.score, result.num_patches)
+        result.fail(exc)
+        return Row(row.uri, row.ref_uri, None, None, result.error_code, result.error_message)
+    assert scored.patches is not None
+    save_map(image, scored.patches, target)
+    return Row(row.uri, row.ref_uri, scored.score, scored.num_patches)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -243,7 +219,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         meta.training_data = args.training_data
     save_weights(model, args.destination, meta, half=args.half)
     print(f"wrote {args.destination}: {meta.variant} ({meta.source})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -253,7 +229,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info["sha256"] = weights_sha256(data)
     info["parameters"] = sum(p.numel() for p in model.parameters())
     print(json.dumps(info, indent=2, sort_keys=True))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -267,12 +243,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     save_weights(model, args.destination, meta)
     print(f"wrote {args.destination}: untrained {args.variant} (seed {args.seed})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
     print(SAMPLES)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -286,59 +262,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser(
         "score",
-        help="score an image or a folder (NR), or distorted images against references (FR)",
+        help="score images (NR), or distorted images against references (FR)",
         description=(
-            "Score images with a weights file. NR: INPUT is an image or a folder. FR: also give "
-            f"--ref; with folders, a distorted file '<key>{PAIR_SEPARATOR}<anything>.<ext>' or "
-            "'<key>.<ext>' pairs with the reference '<key>.<ext>'. A file that cannot be scored "
-            "gets a row with error_code (decode_error, too_small, too_large, unsupported_image, "
-            "size_mismatch, unpaired, missing) and the rest are still scored."
+            "Score images with a weights file: an image, a folder, a glob, an s3:// prefix or a "
+            "manifest, listed and paired exactly as spark-submit jobs/score.py does. A file that "
+            "cannot be scored gets a row with error_code (decode_error, too_small, too_large, "
+            "unsupported_image, size_mismatch, unpaired, missing, access_denied, read_error) "
+            "and the rest are still scored."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("input", help="an image file or a folder of images")
+    add_input_arguments(score, input_help="an image, folder, glob, s3:// prefix or manifest")
+    score.add_argument("--weights", help=WEIGHTS_HELP)
     score.add_argument(
-        "--weights",
-        help="a deepiqa .safetensors weights file (default: the shipped WaDIQaM-NR, or "
-        "WaDIQaM-FR with --ref)",
+        "--format", choices=FORMATS, help="default: from --output's suffix, else table"
     )
-    score.add_argument("--ref", help="reference image or folder (full-reference models only)")
-    score.add_argument("--format", choices=["table", "json", "csv"], default="table")
     score.add_argument("--output", help="write the table/JSON/CSV here instead of stdout")
     score.add_argument(
         "--map",
         metavar="OUT.png",
         help="(single image) also write a picture: image | local quality | patch weight",
     )
-    score.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    score.add_argument(
-        "--stride",
-        type=int,
-        default=PATCH_SIZE,
-        help="patch grid step in pixels; < 32 scores overlapping patches (default 32, the paper's)",
-    )
-    score.add_argument(
-        "--device", default="auto", help="auto (cuda:0 if present, else cpu), cpu, cuda, cuda:N"
-    )
-    score.add_argument(
-        "--patch-budget",
-        type=int,
-        default=DEFAULT_PATCH_BUDGET,
-        help=f"most patches per forward pass; bounds memory (default {DEFAULT_PATCH_BUDGET})",
-    )
-    score.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse larger images as too_large (default {DEFAULT_MAX_PIXELS})",
-    )
-    score.add_argument(
-        "--decode-workers",
-        type=int,
-        default=default_decode_workers(),
-        help="threads that read and decode images ahead of the network (default: CPUs, max 8)",
-    )
+    add_scoring_arguments(score)
     score.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
     score.set_defaults(func=cmd_score)
 
@@ -389,16 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        parser.error(str(exc))  # exits with EXIT_USAGE
-    except (DeepIQAError, OSError) as exc:
-        print(f"deepiqa: {exc}", file=sys.stderr)
-        return EXIT_FATAL
-    return EXIT_FATAL
+    args = build_parser().parse_args(argv)
+    return run_entry("deepiqa", lambda: args.func(args))
 
 
 if __name__ == "__main__":

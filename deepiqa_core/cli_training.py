@@ -11,79 +11,68 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 3
+from .devices import DEVICE_CHOICES_HELP
+from .exits import ExitCode, UsageError, threshold_code
+
 DATASET_NAMES = ("live", "tid2013", "kadid10k", "csiq", "clive", "koniq10k")
 
 
-def _fail(exc: Exception) -> int:
-    print(f"deepiqa: {exc}", file=sys.stderr)
-    return EXIT_FATAL
-
-
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from .datasets import DatasetError, read_dataset, write_manifest
+    from .datasets import read_dataset, write_manifest
 
-    try:
-        manifest = read_dataset(args.name, args.root)
-    except DatasetError as exc:
-        return _fail(exc)
+    manifest = read_dataset(args.name, args.root)
     write_manifest(manifest, args.output)
     refs = manifest["ref_id"].nunique()
     print(f"deepiqa dataset: {len(manifest)} images, {refs} references -> {args.output}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     import os
 
     from .defaults import SAMPLES
-    from .sources import list_local
+    from .listing import list_images
     from .training.synthetic import generate_local
 
-    photos = list_local(args.photos or str(SAMPLES / "nr"))
+    photos = list_images(args.photos or str(SAMPLES / "nr"))
     if not photos:
-        return _fail(ValueError(f"no photos found in {args.photos}"))
-    try:
-        manifest = generate_local(
-            photos,
-            args.output,
-            seed=args.seed,
-            long_side=args.long_side,
-            distortions=args.distortions,
-            levels=args.levels,
-            workers=args.workers or os.cpu_count() or 1,
-        )
-    except ValueError as exc:
-        return _fail(exc)
+        raise UsageError(f"no photos found in {args.photos}")
+    manifest = generate_local(
+        photos,
+        args.output,
+        seed=args.seed,
+        long_side=args.long_side,
+        distortions=args.distortions,
+        levels=args.levels,
+        workers=args.workers or os.cpu_count() or 1,
+    )
     print(f"deepiqa synthesize: {len(manifest)} images -> {Path(args.output) / 'manifest.parquet'}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
     import torch
 
-    from .datasets import DatasetError
-    from .training.options import build_job, plan_run, prepared_data
+    from .devices import wants_gpu
+    from .training.options import build_job, plan_run, prepared_data, train_spec
     from .training.prepare import prepare_local
     from .training.run import train_worker
 
+    spec = train_spec(args, " ".join(shlex.quote(a) for a in sys.argv))
+    plan = plan_run(spec)
+
     def prepare() -> dict:
-        prepared = prepare_local(plan.manifest, plan.data_dir, plan.record, args.rows_per_file)
+        prepared = prepare_local(plan.manifest, plan.data_dir, plan.record, spec.rows_per_file)
         print(f"deepiqa train: prepared {prepared['rows']}, rejected {prepared['rejected']}")
         return prepared
 
-    try:
-        plan = plan_run(args)
-        prepared_data(plan, prepare)
-    except (DatasetError, ValueError, FileExistsError) as exc:
-        return _fail(exc)
-    use_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    try:
-        summary = train_worker(build_job(args, plan, use_gpu))
-    except ValueError as exc:  # e.g. --resume with settings that differ from the checkpoint's
-        return _fail(exc)
+    prepared_data(plan, prepare)
+    use_gpu = wants_gpu(spec.device, torch.cuda.is_available())
+    summary = train_worker(build_job(plan, use_gpu))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")}))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -91,20 +80,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .batch import BatchConfig, BatchScorer
-    from .datasets import DatasetError
     from .evaluation import evaluate_predictions, format_report
+    from .options import ScoringOptions
     from .scoring import Scorer
-    from .training.options import load_training_manifest
+    from .training.options import data_source
     from .weights import load_weights, weights_sha256
 
-    try:
-        manifest = load_training_manifest(args)
-    except (DatasetError, ValueError) as exc:
-        return _fail(exc)
+    manifest = data_source(args).load()
     data = Path(args.weights).read_bytes()
     model, meta = load_weights(data)
     if model.full_reference and manifest["ref_uri"].isna().any():
-        return _fail(ValueError(f"{meta.variant} needs references; this manifest lacks some"))
+        raise UsageError(f"{meta.variant} needs references; this manifest lacks some")
     sha = weights_sha256(data)
     scorer = BatchScorer(Scorer(model, device=args.device), meta.variant, sha, BatchConfig())
     predictions = []
@@ -122,7 +108,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.predictions:
         frame.to_parquet(args.predictions, index=False)
     print(json.dumps(report, indent=2) if args.format == "json" else format_report(report))
-    return EXIT_PARTIAL if report["failed"] else EXIT_OK
+    return threshold_code(report["failed"], len(manifest), ScoringOptions.max_error_rate)
 
 
 def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: type) -> None:
@@ -173,7 +159,6 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
         formatter_class=epilog_formatter,
     )
     add_training_arguments(train)
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser(
@@ -189,6 +174,6 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
     evaluate.add_argument("--weights", required=True, help="a deepiqa .safetensors file")
     evaluate.add_argument("--format", choices=["table", "json"], default="table")
     evaluate.add_argument("--predictions", help="also write per-image predictions (Parquet)")
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--device", default="auto", help=DEVICE_CHOICES_HELP)
     evaluate.add_argument("--batch-rows", type=int, default=64, help="rows scored per batch")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -1,6 +1,6 @@
 """Bytes -> RGB uint8 array, by one documented rule for every pixel format.
 
-The rule (also in README "Image decoding"):
+The rule (also in README "Images and patches"):
 
 * EXIF orientation is applied (the image is scored the way viewers show it).
 * Multi-frame files (GIF, TIFF, WebP …): the first frame.

@@ -96,6 +96,17 @@ class DeepIQA(nn.Module):
     def full_reference(self) -> bool:
         return self.variant.full_reference
 
+    @property
+    def quality_output(self) -> nn.Linear:
+        """The quality head's last layer: its bias is where scores start (training sets it to
+        the mean label)."""
+        return self.quality[-1]
+
+    @property
+    def weight_output(self) -> nn.Linear | None:
+        """The weight head's last layer (before ReLU + epsilon); None for DIQaM."""
+        return None if self.weight is None else self.weight[-1]
+
     def extract(self, patches: torch.Tensor) -> torch.Tensor:
         """(N,3,32,32) in 0..1 -> (N,512). Exposed so an FR reference's features can be reused."""
         return self.features(patches).flatten(1)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .errors import ImageTooSmallError, SizeMismatchError
 from .models import PATCH_SIZE, DeepIQA
 from .patches import Grid, cut_grid, grid_for
@@ -32,13 +33,6 @@ DEFAULT_PATCH_BUDGET = 1024
 # a fixed shape makes every patch's y/alpha bitwise independent of what else is in the batch.
 HEAD_CHUNK = 128
 ImageLike = np.ndarray | torch.Tensor
-
-
-def resolve_device(spec: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"``: ``cuda:0`` when a GPU is visible, else CPU; otherwise as given."""
-    if spec is None or str(spec) == "auto":
-        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Reading image bytes from local paths and S3, with failures mapped to stable error codes.
+"""Reading bytes from local paths and S3, with failures mapped to stable error codes.
 
 S3 is read with boto3 (the ``s3`` extra), not Hadoop's s3a connector, so no Hadoop jars are needed.
 Endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``,
@@ -8,9 +8,7 @@ retries use botocore's ``standard`` mode.
 
 from __future__ import annotations
 
-import fnmatch
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -18,7 +16,6 @@ from urllib.parse import unquote, urlparse
 from .errors import AccessDeniedError, MissingInputError, ReadError
 
 S3_SCHEMES = ("s3", "s3a", "s3n")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 S3_MAX_ATTEMPTS = 5
 
 
@@ -96,35 +93,3 @@ def _read_s3(uri: str) -> bytes:
         raise ReadError(f"cannot read {uri}: {code or exc}") from exc
     except BotoCoreError as exc:
         raise ReadError(f"cannot read {uri}: {exc}") from exc
-
-
-def list_s3(prefix_uri: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Iterator[str]:
-    """``s3://`` URIs under a prefix (paginated; keys ending in ``/`` and non-images skipped).
-
-    A glob in the last part (``s3://b/photos/*.png``) filters keys with fnmatch.
-    """
-    bucket, prefix = split_s3(prefix_uri)
-    pattern = None
-    if any(ch in prefix for ch in "*?["):
-        pattern = prefix
-        prefix = prefix[: min(prefix.find(ch) for ch in "*?[" if ch in prefix)]
-    pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    scheme = urlparse(prefix_uri).scheme
-    for page in pages:
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if key.endswith("/") or not key.lower().endswith(suffixes):
-                continue
-            if pattern is None or fnmatch.fnmatchcase(key, pattern):
-                yield f"{scheme}://{bucket}/{key}"
-
-
-def list_local(path_or_glob: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[str]:
-    """Image files in a folder (recursively) or matching a glob, sorted."""
-    path = local_path(path_or_glob)
-    if path.is_dir():
-        candidates = path.rglob("*")
-    else:
-        anchor = Path(path.anchor) if path.is_absolute() else Path(".")
-        candidates = anchor.glob(str(path.relative_to(anchor)) if path.is_absolute() else str(path))
-    return sorted(str(p) for p in candidates if p.is_file() and p.suffix.lower() in suffixes)

@@ -9,81 +9,60 @@ A manifest that joins several datasets gives a cross-dataset evaluation (one row
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # jobs/*.py, on the driver only
+from deepiqa_core.exits import EXIT_CODES_HELP
+from deepiqa_core.options import add_scoring_arguments, scoring_options
+from deepiqa_core.spark.evaluate_job import EvaluateSpec, run_evaluate_job
+from deepiqa_core.spark.session import run_job
+from deepiqa_core.training.options import add_data_arguments, data_source
 
-import score  # noqa: E402
-from common import job_main  # noqa: E402
+EPILOG = f"""\
+{EXIT_CODES_HELP}
 
-from deepiqa_core.datasets import DatasetError, write_manifest  # noqa: E402
-from deepiqa_core.evaluation import evaluate_predictions, format_report  # noqa: E402
-from deepiqa_core.training.options import add_data_arguments, load_training_manifest  # noqa: E402
-from deepiqa_core.weights import read_meta  # noqa: E402
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+example:
+  spark-submit jobs/evaluate.py --dataset tid2013=/data/tid2013 \\
+      --weights runs/fr/model.safetensors --output eval/tid2013
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spark-submit jobs/evaluate.py",
         description=__doc__.split("\n\n")[0],
-        epilog="example: spark-submit jobs/evaluate.py --dataset tid2013=/data/tid2013 "
-        "--weights runs/fr/model.safetensors --output eval/tid2013",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_arguments(p)
-    p.add_argument("--weights", required=True, help="a deepiqa .safetensors file")
+    p.add_argument("--weights", type=Path, required=True, help="a deepiqa .safetensors file")
     p.add_argument("--output", type=Path, required=True, help="folder for scores/ and report")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--logistic-params", type=int, choices=[4, 5], default=5)
+    p.add_argument(
+        "--logistic-params", type=int, choices=[4, 5], default=EvaluateSpec.logistic_params
+    )
+    add_scoring_arguments(p)
     return p
 
 
-def run(spark, argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        manifest = load_training_manifest(args)
-    except (DatasetError, ValueError) as exc:
-        print(f"evaluate.py: {exc}", file=sys.stderr)
-        return EXIT_FATAL
-    out = args.output.absolute()
-    if out.exists() and not args.overwrite:
-        print(f"evaluate.py: {out} exists; pass --overwrite to replace it", file=sys.stderr)
-        return EXIT_FATAL
-    out.mkdir(parents=True, exist_ok=True)
-    write_manifest(manifest, out / "manifest.parquet")  # what score.py reads
-    code = score.run(
-        spark,
-        [
-            str(out / "manifest.parquet"),
-            "--weights",
-            args.weights,
-            "--output",
-            str(out / "scores"),
-            "--overwrite",
-        ],
+def spec(args: argparse.Namespace) -> EvaluateSpec:
+    return EvaluateSpec(
+        data=data_source(args),
+        weights=args.weights,
+        output=args.output,
+        overwrite=args.overwrite,
+        logistic_params=args.logistic_params,
+        scoring=scoring_options(args),
     )
-    if code not in (score.EXIT_OK, score.EXIT_ERROR_RATE):
-        return code
-    scores = spark.read.parquet(str(out / "scores" / "scores")).toPandas()
-    frame = manifest.merge(
-        scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),
-        on="id",
-        how="left",
-    )
-    meta = read_meta(args.weights)
-    report = evaluate_predictions(frame, meta.score_direction, args.logistic_params)
-    report["model"] = {"variant": meta.variant, "file": args.weights}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(format_report(report))
-    return EXIT_PARTIAL if report["failed"] else EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    return job_main(
-        "deepiqa-evaluate", build_parser(), run, lambda _: {"spark.log.level": "WARN"}, argv
+def main(argv: list[str] | None = None, spark=None) -> int:
+    return run_job(
+        "spark-submit jobs/evaluate.py",
+        build_parser(),
+        lambda session, args: run_evaluate_job(session, spec(args)),
+        argv,
+        spark=spark,
     )
 
 

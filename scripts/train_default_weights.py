@@ -80,7 +80,7 @@ def transplant_features(fr_weights: Path, variant: str, label_mean: float, out: 
     model = DeepIQA(variant)
     model.features.load_state_dict(fr.features.state_dict())
     with torch.no_grad():
-        model.quality[3].bias.fill_(label_mean)  # as a fresh run starts: at the mean label
+        model.quality_output.bias.fill_(label_mean)  # as a fresh run starts: at the mean label
     meta = WeightsMeta(
         variant=variant,
         score_direction=fr_meta.score_direction,

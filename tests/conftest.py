@@ -44,10 +44,10 @@ def trained_like(variant: str, seed: int = 0) -> DeepIQA:
             if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
                 torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 m.bias.zero_()
-        model.quality[3].weight.mul_(100.0)  # scores spread over tens, like DMOS
-        model.quality[3].bias.fill_(50.0)
-        if model.weight is not None:
-            model.weight[3].bias.fill_(1.0)
+        model.quality_output.weight.mul_(100.0)  # scores spread over tens, like DMOS
+        model.quality_output.bias.fill_(50.0)
+        if model.weight_output is not None:
+            model.weight_output.bias.fill_(1.0)
     return model.eval()
 
 
@@ -145,16 +145,13 @@ def s3_server() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def spark(s3_server):
-    """One local[2] SparkSession for the whole test run (after the S3 settings exist)."""
+    """One local[2] SparkSession for the whole test run (after the S3 settings exist).
+
+    Executors import deepiqa_core as installed; nothing else needs to be on their path."""
     import os
     import sys
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    # Python workers import the job module (its worker function is pickled by reference here).
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(JOBS), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
-    sys.path.insert(0, str(JOBS))
     from pyspark.sql import SparkSession
 
     session = (
@@ -167,3 +164,13 @@ def spark(s3_server):
     )
     yield session
     session.stop()
+
+
+def load_job(name: str):
+    """A ``jobs/<name>.py`` entry point as a module (its ``main(argv, spark=...)``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"deepiqa_job_{name}", JOBS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

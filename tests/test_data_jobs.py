@@ -10,8 +10,10 @@ import pytest
 
 from deepiqa_core.cli import main as cli_main
 from deepiqa_core.datasets import read_manifest
+from deepiqa_core.spark.evaluate_job import EvaluateSpec, run_evaluate_job
+from deepiqa_core.training.options import DataSource
 
-from .conftest import encode, make_image
+from .conftest import encode, load_job, make_image
 
 pytestmark = pytest.mark.spark
 
@@ -25,11 +27,10 @@ def photos(tmp_path_factory) -> Path:
 
 
 def test_synthesize_job_matches_the_local_generator(spark, photos, tmp_path):
-    import synthesize
-
+    synthesize = load_job("synthesize")
     kinds = ["lens_blur", "jpeg2000", "color_block"]
     args = ["--distortions", *kinds, "--long-side", "64", "--seed", "3"]
-    assert synthesize.run(spark, [str(photos), "--output", str(tmp_path / "spark"), *args]) == 0
+    assert synthesize.main([str(photos), "--output", str(tmp_path / "spark"), *args], spark) == 0
     assert cli_main(["synthesize", str(photos), "--output", str(tmp_path / "local"), *args]) == 0
     on_spark = read_manifest(tmp_path / "spark/manifest.parquet")
     local = read_manifest(tmp_path / "local/manifest.parquet")
@@ -45,20 +46,15 @@ def test_synthesize_job_matches_the_local_generator(spark, photos, tmp_path):
     # the weak label falls with the blur level (tiny 64 px images saturate the other two)
     blur = on_spark[on_spark["distortion"] == "lens_blur"].groupby("ref_id")
     assert all(g.sort_values("level")["score"].is_monotonic_decreasing for _, g in blur)
-    assert synthesize.run(spark, [str(photos), "--output", str(tmp_path / "spark"), *args]) == 3
-    assert (
-        synthesize.run(
-            spark, [str(photos), "--output", str(tmp_path / "x"), "--distortions", "rain"]
-        )
-        == 2
-    )
+    # an existing output without --overwrite, an unknown distortion: usage errors
+    assert synthesize.main([str(photos), "--output", str(tmp_path / "spark"), *args], spark) == 2
+    bad_kind = [str(photos), "--output", str(tmp_path / "x"), "--distortions", "rain"]
+    assert synthesize.main(bad_kind, spark) == 2
 
 
 def test_evaluate_job_scores_and_reports_per_dataset_and_type(
     spark, photos, weights_dir, tmp_path, capsys
 ):
-    import evaluate
-
     assert (
         cli_main(
             [
@@ -78,18 +74,12 @@ def test_evaluate_job_scores_and_reports_per_dataset_and_type(
     manifest = read_manifest(tmp_path / "set/manifest.parquet")
     manifest.loc[0, "uri"] = str(tmp_path / "missing.png")  # one bad row: scored as an error
     manifest.to_parquet(tmp_path / "m.parquet", index=False)
-    code = evaluate.run(
-        spark,
-        [
-            "--manifest",
-            str(tmp_path / "m.parquet"),
-            "--weights",
-            str(weights_dir / "wadiqam-fr.safetensors"),
-            "--output",
-            str(tmp_path / "eval"),
-        ],
+    spec = EvaluateSpec(
+        data=DataSource(manifest=tmp_path / "m.parquet"),
+        weights=weights_dir / "wadiqam-fr.safetensors",
+        output=tmp_path / "eval",
     )
-    assert code == 1  # one row failed; the rest are evaluated
+    assert run_evaluate_job(spark, spec) == 1  # one row failed (threshold 0); the rest evaluated
     report = json.loads((tmp_path / "eval/report.json").read_text())
     assert report["failed"] == 1
     entry = report["datasets"]["synthetic-weak-v0"]

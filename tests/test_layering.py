@@ -1,22 +1,53 @@
-"""The architecture's import rules, checked in a fresh interpreter."""
+"""The architecture's import rules: only deepiqa_core.spark imports Spark; scoring needs neither
+pandas nor Petastorm; jobs are thin entry points over the library."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "deepiqa_core"
+SPARK = LIBRARY / "spark"
 
 CHECK = """
-import importlib, pkgutil, sys
+import importlib, pathlib, sys
 import deepiqa_core.cli, deepiqa_core.scoring, deepiqa_core.batch
 scoring = {m: m in sys.modules for m in ("pandas", "pyspark", "petastorm")}
-import deepiqa_core
-for m in pkgutil.walk_packages(deepiqa_core.__path__, "deepiqa_core."):
-    importlib.import_module(m.name)
+root = pathlib.Path(deepiqa_core.__file__).parent
+for path in sorted(root.rglob("*.py")):
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    if parts[1] != "spark" and parts[-1] != "__main__":
+        importlib.import_module(".".join(parts).removesuffix(".__init__"))
 print(scoring, {m: m in sys.modules for m in ("pyspark", "petastorm")})
 """
 
 
-def test_library_never_imports_spark_and_scoring_needs_no_training_stack():
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_only_the_spark_subpackage_imports_pyspark():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted(LIBRARY.rglob("*.py"))
+        if SPARK not in path.parents
+        and any(m.split(".")[0] == "pyspark" for m in imported_modules(path))
+    ]
+    assert offenders == []
+    assert any("pyspark" in m for m in imported_modules(SPARK / "udf.py"))  # the scan works
+
+
+def test_library_outside_spark_loads_without_spark_and_scoring_without_training_stack():
     done = subprocess.run(
         [sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120
     )
@@ -26,3 +57,18 @@ def test_library_never_imports_spark_and_scoring_needs_no_training_stack():
         "{'pandas': False, 'pyspark': False, 'petastorm': False} "
         "{'pyspark': False, 'petastorm': False}"
     ), out
+
+
+def test_jobs_are_thin_entry_points():
+    for job in sorted((ROOT / "jobs").glob("*.py")):
+        text = job.read_text()
+        assert len(text.splitlines()) < 150, job.name
+        assert "sys.path" not in text and "noqa: E402" not in text, job.name
+        assert {m.split(".")[0] for m in imported_modules(job)} <= {
+            "__future__",
+            "argparse",
+            "shlex",
+            "sys",
+            "pathlib",
+            "deepiqa_core",
+        }, job.name

@@ -65,7 +65,7 @@ def test_fr_fusion_order_is_difference_distorted_reference() -> None:
 def test_weights_are_positive_with_epsilon_and_diqam_weights_are_ones() -> None:
     wa = trained_like("wadiqam-nr").eval()
     with torch.no_grad():
-        wa.weight[3].bias.fill_(-1e3)  # force ReLU to zero: alpha must fall back to epsilon
+        wa.weight_output.bias.fill_(-1e3)  # force ReLU to zero: alpha must fall back to epsilon
         _, alpha = wa(torch.rand(4, 3, 32, 32))
     assert torch.allclose(alpha, torch.full_like(alpha, DEFAULT_EPSILON))
     _, ones = DeepIQA("diqam-nr").eval()(torch.rand(4, 3, 32, 32))

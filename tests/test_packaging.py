@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import JOBS, encode, make_image, spark_submit
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 ROOT = JOBS.parent
 
 

@@ -12,10 +12,43 @@ import pytest
 from PIL import Image
 
 from deepiqa_core import Scorer, decode_image, load_weights
+from deepiqa_core.batch import BatchConfig
+from deepiqa_core.exits import UsageError
+from deepiqa_core.options import InputSpec, ScoringOptions
+from deepiqa_core.spark import aggregate_patches
+from deepiqa_core.spark.score_job import Execution, ScoreJobSpec, run_score_job
 
-from .conftest import encode, make_image
+from .conftest import encode, load_job, make_image
 
 pytestmark = pytest.mark.spark
+
+
+def score(
+    spark,
+    source,
+    weights,
+    output,
+    *,
+    ref=None,
+    max_pixels=None,
+    execution=None,
+    batch=None,
+    inputs=None,
+    **kw,
+) -> dict:
+    """The scoring job's library call (no argv): returns its summary."""
+    batch = batch or {}
+    if max_pixels is not None:
+        batch["max_pixels"] = max_pixels
+    spec = ScoreJobSpec(
+        inputs=InputSpec(str(source), ref=ref and str(ref), **(inputs or {})),
+        weights=Path(weights),
+        output=Path(output),
+        scoring=ScoringOptions(batch=BatchConfig(**batch)),
+        execution=Execution(**(execution or {})),
+        **kw,
+    )
+    return run_score_job(spark, spec)
 
 
 def _png16(h: int, w: int) -> bytes:
@@ -50,7 +83,7 @@ BAD_AND_ODD = {
     "tiny.png": (encode(make_image(16, 40)), "too_small"),
     "huge.png": (encode(np.zeros((400, 400, 3), np.uint8)), "too_large"),
 }
-MAX_PIXELS = "100000"  # the 400x400 image is over it; everything else is far below
+MAX_PIXELS = 100_000  # the 400x400 image is over it; everything else is far below
 # Workers run torch with spark.task.cpus (1) threads, the library here with 2: the thread count
 # changes float summation order (~1e-7 relative), hence not bitwise equality with the library.
 TOL = 1e-5
@@ -75,24 +108,9 @@ def _library_score(weights: Path, data: bytes, ref: bytes | None = None) -> floa
 
 
 def test_folder_gives_one_row_per_file_with_its_error_code(spark, photos, weights_dir, tmp_path):
-    import score
-
     weights = weights_dir / "wadiqam-nr.safetensors"
     out = tmp_path / "out"
-    code = score.run(
-        spark,
-        [
-            str(photos),
-            "--weights",
-            str(weights),
-            "--output",
-            str(out),
-            "--max-pixels",
-            MAX_PIXELS,
-            "--csv",
-        ],
-    )
-    assert code == 0
+    summary = score(spark, photos, weights, out, max_pixels=MAX_PIXELS, csv=True)
     df = _scores(out)
     assert len(df) == len(BAD_AND_ODD) and df["id"].is_unique
     by_name = {Path(u).name: row for u, row in zip(df["uri"], df.itertuples(), strict=True)}
@@ -104,7 +122,7 @@ def test_folder_gives_one_row_per_file_with_its_error_code(spark, photos, weight
             assert row.model == "wadiqam-nr" and len(row.model_sha256) == 64
         else:
             assert np.isnan(row.score) and row.error_message
-    summary = json.loads((out / "summary.json").read_text())
+    assert json.loads((out / "summary.json").read_text()) == summary
     assert summary["rows_in"] == summary["rows_out"] == len(BAD_AND_ODD)
     assert summary["errors_by_code"] == {"decode_error": 4, "too_large": 1, "too_small": 1}
     assert 1 <= summary["model_loads"] <= 2  # once per Python worker, not per batch or task
@@ -118,7 +136,6 @@ def test_manifest_mixes_local_paths_and_s3_with_missing_and_denied(
     spark, photos, weights_dir, tmp_path, s3_server
 ):
     import boto3
-    import score
 
     s3 = boto3.client("s3")
     good = BAD_AND_ODD["good2.jpg"][0]
@@ -135,84 +152,48 @@ def test_manifest_mixes_local_paths_and_s3_with_missing_and_denied(
     pd.DataFrame({"image_id": [f"img{i}" for i in range(5)], "path": uris}).to_parquet(manifest)
     out = tmp_path / "out"
     weights = weights_dir / "diqam-nr.safetensors"
-    code = score.run(
-        spark,
-        [
-            str(manifest),
-            "--weights",
-            str(weights),
-            "--output",
-            str(out),
-            "--uri-column",
-            "path",
-            "--id-column",
-            "image_id",
-        ],
-    )
-    assert code == 0
+    columns = {"uri_column": "path", "id_column": "image_id"}
+    score(spark, manifest, weights, out, inputs=columns)
     df = _scores(out)
     assert df["id"].tolist() == [f"img{i}" for i in range(5)]
     assert df["error_code"].tolist() == [None, None, "missing", "missing", "access_denied"]
     assert df["score"][1] == pytest.approx(_library_score(weights, good), abs=TOL)
     csv_manifest = tmp_path / "manifest.csv"
     pd.DataFrame({"uri": uris[:2]}).to_csv(csv_manifest, index=False)
-    code = score.run(
-        spark, [str(csv_manifest), "--weights", str(weights), "--output", str(tmp_path / "csv-out")]
-    )
-    assert code == 0 and _scores(tmp_path / "csv-out")["error_code"].isna().all()
+    score(spark, csv_manifest, weights, tmp_path / "csv-out")
+    assert _scores(tmp_path / "csv-out")["error_code"].isna().all()
 
 
 def test_s3_prefix_is_listed_and_read_with_boto3(spark, weights_dir, tmp_path, s3_server):
-    # The prefix is given without its trailing "/": moto's server rejects the signature of a
-    # list request whose prefix contains "/" (a moto quirk; real S3 accepts both).
     import boto3
-    import score
 
     s3 = boto3.client("s3")
     for i in range(5):
         s3.put_object(Bucket="media", Key=f"prefix/sub/{i}.png", Body=encode(make_image(64, 64, i)))
     s3.put_object(Bucket="media", Key="prefix/readme.txt", Body=b"not listed")
-    out = tmp_path / "out"
-    code = score.run(
-        spark,
-        [
-            "s3://media/prefix",
-            "--weights",
-            str(weights_dir / "wadiqam-nr.safetensors"),
-            "--output",
-            str(out),
-        ],
-    )
-    df = _scores(out)
-    assert code == 0
+    weights = weights_dir / "wadiqam-nr.safetensors"
+    score(spark, "s3://media/prefix", weights, tmp_path / "out")
+    df = _scores(tmp_path / "out")
     assert df["uri"].tolist() == [f"s3://media/prefix/sub/{i}.png" for i in range(5)]
     assert df["error_code"].isna().all() and df["num_patches"].eq(4).all()
-    glob_out = tmp_path / "glob"
-    args = ["s3://media/pre*.png", "--weights", str(weights_dir / "wadiqam-nr.safetensors")]
-    assert score.run(spark, [*args, "--output", str(glob_out)]) == 0
-    assert len(_scores(glob_out)) == 5
+    score(spark, "s3://media/pre*.png", weights, tmp_path / "glob")
+    assert len(_scores(tmp_path / "glob")) == 5
 
 
 def test_parquet_of_image_bytes(spark, weights_dir, tmp_path):
-    import score
-
     blobs = [encode(make_image(64, 64, i)) for i in range(3)] + [b"garbage"]
     table = tmp_path / "bytes.parquet"
     pd.DataFrame({"id": list("abcd"), "content": blobs}).to_parquet(table)
-    out = tmp_path / "out"
     weights = weights_dir / "wadiqam-nr.safetensors"
-    code = score.run(
-        spark,
-        [str(table), "--weights", str(weights), "--output", str(out), "--bytes-column", "content"],
-    )
-    df = _scores(out)
-    assert code == 0 and df["id"].tolist() == list("abcd")
+    score(spark, table, weights, tmp_path / "out", inputs={"bytes_column": "content"})
+    df = _scores(tmp_path / "out")
+    assert df["id"].tolist() == list("abcd")
     assert df["error_code"].tolist() == [None, None, None, "decode_error"]
     assert df["score"][2] == pytest.approx(_library_score(weights, blobs[2]), abs=TOL)
     anonymous = tmp_path / "anonymous.parquet"
     pd.DataFrame({"content": blobs}).to_parquet(anonymous)
-    args = [str(anonymous), "--weights", str(weights), "--bytes-column", "content"]
-    assert score.run(spark, [*args, "--output", str(tmp_path / "anon")]) == 2  # no ids
+    with pytest.raises(UsageError, match="needs an 'id' column"):
+        score(spark, anonymous, weights, tmp_path / "anon", inputs={"bytes_column": "content"})
 
 
 @pytest.fixture(scope="module")
@@ -234,27 +215,12 @@ def fr_tree(tmp_path_factory) -> tuple[Path, Path]:
 def test_fr_pairs_by_name_shares_references_and_reports_unpaired(
     spark, fr_tree, weights_dir, tmp_path
 ):
-    import score
-
     refs, dist = fr_tree
     weights = weights_dir / "wadiqam-fr.safetensors"
     out = tmp_path / "out"
-    code = score.run(
-        spark,
-        [
-            str(dist),
-            "--ref",
-            str(refs),
-            "--weights",
-            str(weights),
-            "--output",
-            str(out),
-            "--partitions",
-            "2",
-        ],
-    )
+    score(spark, dist, weights, out, ref=refs, execution={"partitions": 2})
     df = _scores(out)
-    assert code == 0 and len(df) == 8
+    assert len(df) == 8
     rows = {Path(u).name: r for u, r in zip(df["uri"], df.itertuples(), strict=True)}
     assert rows["orphan__blur.png"].error_code == "unpaired"
     assert rows["wide__crop.png"].error_code == "size_mismatch"
@@ -268,46 +234,19 @@ def test_fr_pairs_by_name_shares_references_and_reports_unpaired(
                 (refs / f"scene{k}.png").read_bytes(),
             )
             assert row.score == pytest.approx(expected, abs=TOL)
-    out2 = tmp_path / "resized"
-    score.run(
-        spark,
-        [
-            str(dist),
-            "--ref",
-            str(refs),
-            "--weights",
-            str(weights),
-            "--output",
-            str(out2),
-            "--resize-reference",
-        ],
-    )
-    resized = _scores(out2)
-    assert resized.set_index("uri").loc[str(dist / "wide__crop.png"), "error_code"] is None
+    resized = tmp_path / "resized"
+    score(spark, dist, weights, resized, ref=refs, batch={"resize_reference": True})
+    by_uri = _scores(resized).set_index("uri")
+    assert by_uri.loc[str(dist / "wide__crop.png"), "error_code"] is None
 
 
 def test_scores_are_identical_whatever_the_partitioning(spark, photos, weights_dir, tmp_path):
-    import score
-
     runs = []
     for n in (1, 3):
         out = tmp_path / f"p{n}"
-        score.run(
-            spark,
-            [
-                str(photos),
-                "--weights",
-                str(weights_dir / "wadiqam-nr.safetensors"),
-                "--output",
-                str(out),
-                "--partitions",
-                str(n),
-                "--max-pixels",
-                MAX_PIXELS,
-                "--arrow-batch-rows",
-                str(2 + n),
-            ],
-        )
+        execution = {"partitions": n, "arrow_batch_rows": 2 + n}
+        weights = weights_dir / "wadiqam-nr.safetensors"
+        score(spark, photos, weights, out, max_pixels=MAX_PIXELS, execution=execution)
         runs.append(_scores(out))
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
@@ -315,24 +254,11 @@ def test_scores_are_identical_whatever_the_partitioning(spark, photos, weights_d
 def test_patch_table_aggregates_in_spark_to_the_workers_scores(
     spark, photos, weights_dir, tmp_path
 ):
-    import score
-
     out = tmp_path / "out"
-    score.run(
-        spark,
-        [
-            str(photos),
-            "--weights",
-            str(weights_dir / "wadiqam-nr.safetensors"),
-            "--output",
-            str(out),
-            "--patches",
-            "--max-pixels",
-            MAX_PIXELS,
-        ],
-    )
+    weights = weights_dir / "wadiqam-nr.safetensors"
+    score(spark, photos, weights, out, max_pixels=MAX_PIXELS, patches=True)
     patches = spark.read.parquet(str(out / "patches"))
-    aggregated = score.aggregate_patches(patches).toPandas().set_index("id")
+    aggregated = aggregate_patches(patches).toPandas().set_index("id")
     scores = _scores(out).set_index("id")
     scored = scores[scores["error_code"].isna()]
     assert set(aggregated.index) == set(scored.index)
@@ -343,84 +269,48 @@ def test_patch_table_aggregates_in_spark_to_the_workers_scores(
     assert first["y"].iloc[0] == 0 and first["x"].iloc[1] == 32 and (first["weight"] > 0).all()
 
 
-def test_error_rate_threshold_and_failures_leave_no_output(spark, photos, weights_dir, tmp_path):
-    import score
-
+def test_exit_codes_of_the_job(spark, photos, weights_dir, tmp_path, capsys):
+    main = load_job("score").main
     weights = str(weights_dir / "wadiqam-nr.safetensors")
     out = tmp_path / "strict"
-    code = score.run(
-        spark,
-        [
-            str(photos),
-            "--weights",
-            weights,
-            "--output",
-            str(out),
-            "--max-pixels",
-            MAX_PIXELS,
-            "--max-error-rate",
-            "0.1",
-        ],
+    common = [str(photos), "--weights", weights, "--max-pixels", str(MAX_PIXELS)]
+    threshold = [*common, "--max-error-rate", "0.1", "--output", str(out)]
+    assert main(threshold, spark=spark) == 1 and (out / "_COMPLETE").exists()  # published
+    assert (
+        main([*common, "--max-error-rate", "0.9", "--output", str(tmp_path / "ok")], spark=spark)
+        == 0
     )
-    assert code == 1 and (out / "_COMPLETE").exists()  # written, but the scheduler is told
-    assert score.run(spark, [str(photos), "--weights", weights, "--output", str(out)]) == 3
+    assert main([*common, "--output", str(out)], spark=spark) == 2  # exists, no --overwrite
+    assert "pass --overwrite" in capsys.readouterr().err
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not weights")
     assert (
-        score.run(spark, [str(photos), "--weights", str(bad), "--output", str(tmp_path / "x")]) == 3
+        main([str(photos), "--weights", str(bad), "--output", str(tmp_path / "x")], spark=spark)
+        == 3
     )
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
-    assert (
-        score.run(
-            spark,
-            [
-                str(photos),
-                "--weights",
-                weights,
-                "--ref",
-                str(photos),
-                "--output",
-                str(tmp_path / "y"),
-            ],
-        )
-        == 2
-    )
+    with_ref = [str(photos), "--weights", weights, "--ref", str(photos)]
+    assert main([*with_ref, "--output", str(tmp_path / "y")], spark=spark) == 2  # NR + --ref
     empty = tmp_path / "empty"
     empty.mkdir()
     assert (
-        score.run(spark, [str(empty), "--weights", weights, "--output", str(tmp_path / "z")]) == 3
+        main([str(empty), "--weights", weights, "--output", str(tmp_path / "z")], spark=spark) == 3
     )
+    assert main([str(tmp_path / "nope"), "--output", str(tmp_path / "n")], spark=spark) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_huge_images_tiled_across_tasks_score_as_when_whole(spark, photos, weights_dir, tmp_path):
-    import score
-
     big = tmp_path / "big"
     big.mkdir()
     for name in ("good1.png", "corrupt.jpg", "tiny.png"):
         (big / name).write_bytes((photos / name).read_bytes())
     (big / "tall.png").write_bytes(encode(make_image(600, 100, seed=7)))  # 18 x 3 patches
-    weights = str(weights_dir / "wadiqam-nr.safetensors")
+    weights = weights_dir / "wadiqam-nr.safetensors"
     whole, tiled = tmp_path / "whole", tmp_path / "tiled"
-    assert score.run(spark, [str(big), "--weights", weights, "--output", str(whole)]) == 0
-    assert (
-        score.run(
-            spark,
-            [
-                str(big),
-                "--weights",
-                weights,
-                "--output",
-                str(tiled),
-                "--tile-rows",
-                "4",
-                "--partitions",
-                "3",
-                "--patches",
-            ],
-        )
-        == 0
-    )
+    score(spark, big, weights, whole)
+    tiling = {"tile_rows": 4, "patches": True, "execution": {"partitions": 3}}
+    score(spark, big, weights, tiled, **tiling)
     a, b = _scores(whole), _scores(tiled)
     assert b["id"].tolist() == a["id"].tolist() and len(b) == 4
     assert b["error_code"].tolist() == a["error_code"].tolist()
@@ -433,13 +323,10 @@ def test_huge_images_tiled_across_tasks_score_as_when_whole(spark, photos, weigh
 
 
 def test_tiled_full_reference_scores_as_when_whole(spark, fr_tree, weights_dir, tmp_path):
-    import score
-
     refs, dist = fr_tree
-    weights = str(weights_dir / "wadiqam-fr.safetensors")
-    common = [str(dist), "--ref", str(refs), "--weights", weights]
-    assert score.run(spark, [*common, "--output", str(tmp_path / "w")]) == 0
-    assert score.run(spark, [*common, "--output", str(tmp_path / "t"), "--tile-rows", "1"]) == 0
+    weights = weights_dir / "wadiqam-fr.safetensors"
+    score(spark, dist, weights, tmp_path / "w", ref=refs)
+    score(spark, dist, weights, tmp_path / "t", ref=refs, tile_rows=1)
     a, b = _scores(tmp_path / "w"), _scores(tmp_path / "t")
     assert b["error_code"].tolist() == a["error_code"].tolist()
     np.testing.assert_allclose(b["score"], a["score"], atol=1e-9)

@@ -1,7 +1,9 @@
 import pytest
 
 from deepiqa_core.errors import AccessDeniedError, MissingInputError, ReadError
-from deepiqa_core.sources import is_s3, list_local, list_s3, read_bytes, split_s3
+from deepiqa_core.exits import UsageError
+from deepiqa_core.listing import ListingError, list_images
+from deepiqa_core.sources import is_s3, read_bytes, split_s3
 
 from .conftest import encode, make_image
 
@@ -18,13 +20,23 @@ def test_local_paths_and_file_uris(tmp_path):
         read_bytes(str(tmp_path))
 
 
-def test_local_listing_is_recursive_sorted_and_images_only(tmp_path):
+def test_local_listing_rule(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ("b.png", "a.JPG", "sub/c.webp", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
-    names = [p.removeprefix(str(tmp_path) + "/") for p in list_local(str(tmp_path))]
-    assert names == ["a.JPG", "b.png", "sub/c.webp"]
-    assert list_local(str(tmp_path / "*.png")) == [str(tmp_path / "b.png")]
+
+    def names(found: list[str]) -> list[str]:
+        return [p.removeprefix(str(tmp_path) + "/") for p in found]
+
+    assert names(list_images(str(tmp_path))) == ["a.JPG", "b.png", "sub/c.webp"]  # recursive
+    assert names(list_images(str(tmp_path), recursive=False)) == ["a.JPG", "b.png"]
+    assert list_images(str(tmp_path / "*.png")) == [str(tmp_path / "b.png")]
+    assert names(list_images(str(tmp_path / "**/*.webp"))) == ["sub/c.webp"]
+    assert list_images(str(tmp_path / "notes.txt")) == [str(tmp_path / "notes.txt")]  # named
+    assert list_images((tmp_path / "b.png").as_uri()) == [str(tmp_path / "b.png")]
+    assert list_images(str(tmp_path / "none-*.png")) == []
+    with pytest.raises(UsageError, match="does not exist"):
+        list_images(str(tmp_path / "missing"))
 
 
 def test_s3_uri_parsing():
@@ -40,8 +52,13 @@ def test_s3_reads_lists_and_maps_errors(s3_server):
     for key in ("lib/one.png", "lib/two.jpg", "lib/skip.txt", "secret/x.png"):
         s3.put_object(Bucket="media", Key=key, Body=data)
     assert read_bytes("s3://media/lib/one.png") == data
-    assert list(list_s3("s3://media/lib")) == ["s3://media/lib/one.png", "s3://media/lib/two.jpg"]
-    assert list(list_s3("s3://media/lib*.jpg")) == ["s3://media/lib/two.jpg"]
+    s3.put_object(Bucket="media", Key="lib/deeper/three.png", Body=data)
+    listed = ["s3://media/lib/deeper/three.png", "s3://media/lib/one.png", "s3://media/lib/two.jpg"]
+    assert list_images("s3://media/lib") == listed
+    assert list_images("s3://media/lib", recursive=False) == listed[1:]
+    assert list_images("s3://media/lib*.jpg") == ["s3://media/lib/two.jpg"]
+    with pytest.raises(ListingError, match="NoSuchBucket|AccessDenied"):
+        list_images("s3://no-such-bucket/x")
     with pytest.raises(MissingInputError):
         read_bytes("s3://media/lib/none.png")
     with pytest.raises(AccessDeniedError):  # the user's policy covers only "media", as on AWS

@@ -21,6 +21,7 @@ def submit_score(master: str, *args: str, cwd: Path):
     return spark_submit(master, str(JOBS / "score.py"), *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_embedded_default_scores_the_bundled_samples(tmp_path):
     result = submit_score("local[2]", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -36,6 +37,7 @@ def test_embedded_default_scores_the_bundled_samples(tmp_path):
     assert "images/s" in result.stdout and "score p5/p25/p50/p75/p95" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_task_that_fails_once_is_retried_without_duplicates(tmp_path, weights_dir):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import DeepIQAError
+
 MANIFEST_COLUMNS = (
     "id",
     "uri",
@@ -37,8 +39,10 @@ MANIFEST_COLUMNS = (
 SCORE_DIRECTIONS = ("higher_better", "lower_better")
 
 
-class DatasetError(ValueError):
+class DatasetError(DeepIQAError, ValueError):
     """A dataset folder or manifest that does not match the layout it claims to be."""
+
+    code = "bad_dataset"
 
 
 def make_manifest(rows: list[dict]) -> pd.DataFrame:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..seeding import rng
+
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 
@@ -26,7 +28,7 @@ def split_by_reference(
             f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
         )
     refs = np.array(sorted(manifest["ref_id"].astype(str).unique()))
-    order = np.random.default_rng(seed).permutation(len(refs))
+    order = rng("split", seed).permutation(len(refs))
     n_train = int(round(fractions[0] * len(refs)))
     n_val = min(int(round(fractions[1] * len(refs))), len(refs) - n_train)
     part = {}

@@ -1,20 +1,23 @@
-"""Command-line options of a training run, shared by ``deepiqa train`` and ``jobs/train.py``.
+"""A training run's specification, and the command-line flags that build it.
 
-One definition, so the single-process command and the Spark job take the same flags and
-document them the same way in ``--help``.
+``TrainSpec`` (frozen) is built once from the parsed flags by ``train_spec``; everything after
+that (planning, Spark, the training processes) takes the spec, never an ``argparse.Namespace``.
+The flags' defaults are read from ``FitConfig`` and ``TrainSpec``, so they are defined once, and
+``deepiqa train`` and ``jobs/train.py`` take the same flags and document them the same way.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..datasets.splits import DEFAULT_FRACTIONS
+from ..devices import DEVICE_CHOICES_HELP
+from ..exits import OutputExistsError, UsageError
 from ..models import VARIANTS, get_variant
 from .loop import FitConfig
 from .prepare import REJECTED, check_prepared, label_meta, prepared_record, with_splits
@@ -43,11 +46,53 @@ run folder (--output): model.safetensors (best epoch, with metadata and held-out
 """
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's manifest comes from: a manifest table, or a published dataset's folder."""
+
+    manifest: Path | None = None
+    dataset: str | None = None  # NAME=ROOT
+
+    def load(self) -> pd.DataFrame:
+        from ..datasets import read_dataset, read_manifest
+
+        if self.manifest is not None:
+            return read_manifest(self.manifest)
+        name, sep, root = (self.dataset or "").partition("=")
+        if not sep:
+            raise UsageError(f"--dataset takes NAME=ROOT, got {self.dataset!r}")
+        return read_dataset(name, root)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything a training run needs to know, decided once from the command line."""
+
+    data: DataSource
+    output: Path
+    variant: str = "wadiqam-fr"
+    fit: FitConfig = field(default_factory=FitConfig)
+    split: tuple[float, float, float] = DEFAULT_FRACTIONS
+    resume: bool = False
+    overwrite: bool = False
+    init: Path | None = None
+    rows_per_file: int = 64
+    shuffle_buffer: int = 256
+    reader_workers: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    command: str = ""  # how the run was started, recorded in the weights file
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--manifest PATH or --dataset NAME=ROOT (read with ``load_training_manifest``)."""
+    """--manifest PATH or --dataset NAME=ROOT (``data_source`` reads them)."""
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--manifest", type=Path, help="manifest table (Parquet or CSV)")
     data.add_argument("--dataset", metavar="NAME=ROOT", help="a published dataset's folder")
+
+
+def data_source(args: argparse.Namespace) -> DataSource:
+    return DataSource(manifest=args.manifest, dataset=args.dataset)
 
 
 def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,62 +114,102 @@ def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    fit, spec = FitConfig, TrainSpec
     add_data_arguments(parser)
     parser.add_argument("--output", type=Path, required=True, help="run folder (see below)")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), default="wadiqam-fr")
-    parser.add_argument("--epochs", type=int, default=100, help="passes over the training split")
-    parser.add_argument("--batch-images", type=int, default=4, help="images per step (paper: 4)")
-    parser.add_argument("--patches-per-image", type=int, default=32, help="crops per image (32)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds splits, crops, shuffles, init")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default=spec.variant)
+    parser.add_argument(
+        "--epochs", type=_positive, default=fit.epochs, help="passes over the training split"
+    )
+    parser.add_argument(
+        "--batch-images", type=_positive, default=fit.batch_images, help="images per step"
+    )
+    parser.add_argument(
+        "--patches-per-image", type=_positive, default=fit.patches_per_image, help="crops/image"
+    )
+    parser.add_argument("--lr", type=float, default=fit.lr, help="Adam learning rate")
+    parser.add_argument("--seed", type=int, default=fit.seed, help="seeds splits, crops, init")
     parser.add_argument(
         "--split",
         type=float,
         nargs=3,
-        default=(0.6, 0.2, 0.2),
+        default=spec.split,
         metavar=("TRAIN", "VAL", "TEST"),
         help="fractions of references per split (0.6 0.2 0.2); ignored when the manifest has "
         "its own 'split' column (train/val/test)",
     )
     parser.add_argument(
-        "--checkpoint-every", type=int, default=1, help="epochs between checkpoints"
+        "--checkpoint-every", type=_positive, default=fit.checkpoint_every, help="epochs apart"
     )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--max-seconds", type=float, help="stop after this much training time")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
-    parser.add_argument("--rows-per-file", type=int, default=64, help="examples per Parquet file")
-    parser.add_argument("--shuffle-buffer", type=int, default=256, help="rows mixed across files")
+    parser.add_argument(
+        "--rows-per-file", type=_positive, default=spec.rows_per_file, help="examples per file"
+    )
+    parser.add_argument(
+        "--shuffle-buffer", type=_positive, default=spec.shuffle_buffer, help="rows mixed"
+    )
     parser.add_argument(
         "--reader-workers",
         type=int,
-        default=0,
+        default=spec.reader_workers,
         help="Petastorm reader threads; 0 = in the training thread, reproducible order (default)",
     )
-    parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--threads", type=_positive, help="torch threads per process")
+    parser.add_argument("--device", default=spec.device, help=DEVICE_CHOICES_HELP)
 
 
-def load_training_manifest(args: argparse.Namespace) -> pd.DataFrame:
-    from ..datasets import read_dataset, read_manifest
+def train_spec(args: argparse.Namespace, command: str) -> TrainSpec:
+    """The run's spec from parsed ``add_training_arguments`` flags (``command``: for the record)."""
+    fit = FitConfig(
+        epochs=args.epochs,
+        batch_images=args.batch_images,
+        patches_per_image=args.patches_per_image,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        max_seconds=args.max_seconds,
+        bf16=args.bf16,
+    )
+    return TrainSpec(
+        data=data_source(args),
+        output=args.output,
+        variant=args.variant,
+        fit=fit,
+        split=tuple(args.split),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        init=args.init,
+        rows_per_file=args.rows_per_file,
+        shuffle_buffer=args.shuffle_buffer,
+        reader_workers=args.reader_workers,
+        threads=args.threads,
+        device=args.device,
+        command=command,
+    )
 
-    if args.manifest is not None:
-        return read_manifest(args.manifest)
-    name, sep, root = args.dataset.partition("=")
-    if not sep:
-        raise ValueError(f"--dataset takes NAME=ROOT, got {args.dataset!r}")
-    return read_dataset(name, root)
 
-
-def check_run_dir(args: argparse.Namespace) -> Path:
+def check_run_dir(spec: TrainSpec) -> Path:
     """The run folder; an existing one needs --resume (continue) or --overwrite (start over)."""
-    run_dir = args.output.absolute()
+    run_dir = spec.output.absolute()
     if run_dir.exists() and any(run_dir.iterdir()):
-        if args.overwrite and not args.resume:
+        if spec.overwrite and not spec.resume:
             shutil.rmtree(run_dir)
-        elif not args.resume:
-            raise FileExistsError(f"{run_dir} exists; pass --resume to continue it or --overwrite")
+        elif not spec.resume:
+            raise OutputExistsError(
+                f"{run_dir} exists; pass --resume to continue it or --overwrite"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -133,6 +218,7 @@ def check_run_dir(args: argparse.Namespace) -> Path:
 class Plan:
     """A run's inputs, decided on the driver before any data is fetched."""
 
+    spec: TrainSpec
     run_dir: Path
     data_dir: Path
     manifest: pd.DataFrame  # with row_id and split
@@ -142,20 +228,20 @@ class Plan:
     training_data: str
 
 
-def plan_run(args: argparse.Namespace) -> Plan:
-    manifest = load_training_manifest(args)
-    split_manifest = with_splits(manifest, tuple(args.split), args.seed)
+def plan_run(spec: TrainSpec) -> Plan:
+    manifest = spec.data.load()
+    split_manifest = with_splits(manifest, spec.split, spec.fit.seed)
     train = split_manifest[split_manifest["split"] == "train"]
     if train.empty:
-        raise ValueError("the training split is empty: add references or change --split")
-    full_reference = get_variant(args.variant).full_reference
-    record = prepared_record(manifest, list(args.split), args.seed, full_reference)
-    run_dir = check_run_dir(args)
+        raise UsageError("the training split is empty: add references or change --split")
+    full_reference = get_variant(spec.variant).full_reference
+    record = prepared_record(manifest, list(spec.split), spec.fit.seed, full_reference)
+    run_dir = check_run_dir(spec)
     datasets = "+".join(sorted(manifest["dataset"].astype(str).unique()))
     split_text = (
         "splits from the manifest's split column"
         if "split" in manifest.columns
-        else f"references split {'/'.join(f'{f:g}' for f in args.split)}, seed {args.seed}"
+        else f"references split {'/'.join(f'{f:g}' for f in spec.split)}, seed {spec.fit.seed}"
     )
     training_data = (
         f"{datasets}: {len(train)} training images from {train['ref_id'].nunique()} references "
@@ -163,6 +249,7 @@ def plan_run(args: argparse.Namespace) -> Plan:
         f"manifest sha256 {record['manifest_sha256'][:16]}"
     )
     return Plan(
+        spec=spec,
         run_dir=run_dir,
         data_dir=run_dir / DATA_DIR,
         manifest=split_manifest,
@@ -176,44 +263,38 @@ def plan_run(args: argparse.Namespace) -> Plan:
 def prepared_data(plan: Plan, prepare: Callable[[], dict]) -> dict:
     """The data folder's preparation record: reused when it matches (a resumed run), else made
     by ``prepare`` (Spark or this process). A run without one usable training image stops here."""
+    from ..datasets import DatasetError
+
     record = check_prepared(plan.data_dir, plan.record)
     if record is None:
         shutil.rmtree(plan.data_dir, ignore_errors=True)  # a preparation cut short: redo it
         plan.data_dir.mkdir(parents=True)
         record = prepare()
     if not record["rows"]["train"]:
-        raise ValueError(f"no usable training images (see {plan.data_dir / REJECTED})")
+        raise DatasetError(f"no usable training images (see {plan.data_dir / REJECTED})")
     return record
 
 
-def build_job(args: argparse.Namespace, plan: Plan, use_gpu: bool) -> TrainJob:
-    fit = FitConfig(
-        epochs=args.epochs,
-        batch_images=args.batch_images,
-        patches_per_image=args.patches_per_image,
-        lr=args.lr,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-        max_seconds=args.max_seconds,
-        bf16=args.bf16,
-        initial_bias=None if args.init else plan.label_mean,
-    )
-    command = " ".join(shlex.quote(a) for a in sys.argv)
+def build_job(plan: Plan, use_gpu: bool) -> TrainJob:
+    """What every training process runs: the spec's protocol plus the plan's labels."""
+    spec = plan.spec
+    initial_bias = None if spec.init else plan.label_mean
+    fit = replace(spec.fit, initial_bias=initial_bias)
     return TrainJob(
         data_dir=str(plan.data_dir),
         run_dir=str(plan.run_dir),
-        variant=args.variant,
+        variant=spec.variant,
         fit=fit,
         meta={
             **plan.meta,
             "training_data": plan.training_data,
-            "source": f"trained with: {command}",
-            "description": f"{args.variant} trained by deepiqa",
+            "source": f"trained with: {spec.command}",
+            "description": f"{spec.variant} trained by deepiqa",
         },
         use_gpu=use_gpu,
-        init_weights=str(args.init) if args.init else None,
-        resume=args.resume,
-        shuffle_buffer=args.shuffle_buffer,
-        reader_workers=args.reader_workers,
-        threads=args.threads,
+        init_weights=str(spec.init) if spec.init else None,
+        resume=spec.resume,
+        shuffle_buffer=spec.shuffle_buffer,
+        reader_workers=spec.reader_workers,
+        threads=spec.threads,
     )

@@ -11,10 +11,11 @@ import numpy as np
 
 from ..imaging import decode_image
 from ..models import PATCH_SIZE
+from ..seeding import rng
 
 
 def crop_rng(seed: int, epoch: int, row_id: int) -> np.random.Generator:
-    return np.random.default_rng([seed, epoch, row_id])
+    return rng("crops", seed, epoch, row_id)
 
 
 def random_crops(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import PATCH_SIZE
+from ..seeding import derive_seed, rng
 from .loop import Batch
 from .patch_sampling import example_crops
 
@@ -47,10 +48,10 @@ class PetastormSource:
         patches_per_image: int,
         batch_images: int,
         seed: int,
-        rank: int = 0,
-        world: int = 1,
-        shuffle_buffer: int = 256,
-        reader_workers: int = 0,
+        rank: int,
+        world: int,
+        shuffle_buffer: int,
+        reader_workers: int,
     ) -> None:
         self.url = Path(folder).absolute().as_uri()
         self.full_reference = full_reference
@@ -86,7 +87,7 @@ class PetastormSource:
             cur_shard=self.rank,
             shard_count=self.world,
             shuffle_row_groups=True,
-            seed=self.seed * 100_003 + epoch,
+            seed=derive_seed("row-groups", self.seed, epoch, bits=32),
             reader_pool_type="thread" if self.reader_workers else "dummy",
             workers_count=max(1, self.reader_workers),
             transform_spec=spec,
@@ -94,12 +95,12 @@ class PetastormSource:
 
     def batches(self, epoch: int) -> Iterator[Batch]:
         """Full batches only: the last few rows of a shard that do not fill one are dropped."""
-        rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
+        shuffle = rng("shuffle", self.seed, epoch, self.rank)
         buffer: list[tuple] = []
         ready: list[tuple] = []
 
         def take() -> Iterator[Batch]:
-            ready.append(buffer.pop(int(rng.integers(len(buffer)))))
+            ready.append(buffer.pop(int(shuffle.integers(len(buffer)))))
             if len(ready) == self.batch_images:
                 yield Batch(
                     np.stack([r[0] for r in ready]),

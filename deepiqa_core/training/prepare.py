@@ -15,8 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..datasets import split_by_reference
+from ..datasets import DatasetError, split_by_reference
 from ..datasets.splits import SPLITS
+from ..exits import UsageError
 from .examples import EXAMPLE_COLUMNS, fetch_examples
 
 if TYPE_CHECKING:
@@ -46,10 +47,10 @@ def with_splits(
     if "split" in out.columns:
         unknown = set(out["split"]) - set(SPLITS)
         if unknown:
-            raise ValueError(f"the manifest's split column has {sorted(unknown)}; use {SPLITS}")
+            raise DatasetError(f"the manifest's split column has {sorted(unknown)}; use {SPLITS}")
         shared = out.groupby("ref_id")["split"].nunique()
         if (shared > 1).any():
-            raise ValueError(f"references in two splits: {list(shared[shared > 1].index[:5])}")
+            raise DatasetError(f"references in two splits: {list(shared[shared > 1].index[:5])}")
         return out
     out["split"] = split_by_reference(out, fractions, seed).to_numpy()
     return out
@@ -60,7 +61,7 @@ def label_meta(manifest: pd.DataFrame) -> dict:
     directions = manifest["score_direction"].unique().tolist()
     ranges = manifest[["score_min", "score_max"]].drop_duplicates().to_numpy().tolist()
     if len(directions) != 1 or len(ranges) != 1:
-        raise ValueError(
+        raise DatasetError(
             f"training labels mix scales (directions {directions}, ranges {ranges}); map them "
             "onto one scale in the manifest first"
         )
@@ -90,7 +91,7 @@ def check_prepared(data_dir: Path, record: dict) -> dict | None:
         return None
     saved = json.loads(path.read_text())
     if {k: saved.get(k) for k in record} != record:
-        raise ValueError(
+        raise UsageError(
             f"{data_dir} was prepared from a different manifest or split; start a new run"
         )
     return saved

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..batch import BatchConfig, BatchScorer
+from ..devices import resolve_device
 from ..evaluation import evaluate_predictions
 from ..models import DeepIQA, get_variant
 from ..scoring import Scorer
+from ..seeding import derive_seed
 from ..weights import WeightsMeta, load_weights, save_weights
 from .loop import FitConfig, FitResult, fit
 from .petastorm_source import PetastormSource
@@ -42,14 +44,14 @@ class TrainJob:
     run_dir: str
     variant: str
     fit: FitConfig
-    meta: dict = field(default_factory=dict)  # WeightsMeta fields: score meaning, data, source
-    use_gpu: bool = False
-    init_weights: str | None = None
-    resume: bool = False
-    shuffle_buffer: int = 256
-    reader_workers: int = 0
+    meta: dict  # WeightsMeta fields: score meaning, data, source
+    use_gpu: bool
+    init_weights: str | None
+    resume: bool
+    shuffle_buffer: int
+    reader_workers: int
+    threads: int | None
     eval_batch_rows: int = 32
-    threads: int | None = None
 
 
 def parquet_rows(folder: Path) -> int:
@@ -86,12 +88,6 @@ def evaluate_folder(
     return evaluate_predictions(frame, model_direction=direction)
 
 
-def _device(use_gpu: bool) -> torch.device:
-    if use_gpu:
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
-    return torch.device("cpu")
-
-
 def train_worker(job: TrainJob) -> dict:
     """Train (or resume), then on rank 0 save the best model and evaluate the held-out splits.
 
@@ -105,13 +101,13 @@ def train_worker(job: TrainJob) -> dict:
     rank = dist.get_rank() if world > 1 else 0
     if job.threads:
         torch.set_num_threads(job.threads)
-    device = _device(job.use_gpu)
+    device = resolve_device("cuda" if job.use_gpu else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     data, run_dir = Path(job.data_dir), Path(job.run_dir)
     variant = get_variant(job.variant)
     direction = job.meta.get("score_direction", "higher_better")
-    torch.manual_seed(job.fit.seed)  # the initial weights (DDP then copies rank 0's anyway)
+    torch.manual_seed(derive_seed("init", job.fit.seed))  # DDP then copies rank 0's anyway
     model = load_weights(job.init_weights)[0] if job.init_weights else DeepIQA(variant)
     source = PetastormSource(
         data / "train",

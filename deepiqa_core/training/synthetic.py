@@ -15,7 +15,6 @@ same pixels and labels. The ``<photo>__`` prefix is what ``jobs/score.py`` pairs
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -27,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..exits import UsageError
 from ..imaging import decode_image
+from ..seeding import rng
 from ..sources import read_bytes
 from .distortions import DISTORTIONS, LEVELS, distort
 from .weak_labels import WEAK_LABEL_VERSION, weak_label
@@ -52,7 +53,7 @@ def plan_groups(
     kinds = list(distortions or DISTORTIONS)
     unknown = sorted(set(kinds) - set(DISTORTIONS))
     if unknown:
-        raise ValueError(f"unknown distortion types {unknown}; known: {sorted(DISTORTIONS)}")
+        raise UsageError(f"unknown distortion types {unknown}; known: {sorted(DISTORTIONS)}")
     return [Group(p, photos[p], k, tuple(levels)) for p in sorted(photos) for k in kinds]
 
 
@@ -62,16 +63,17 @@ def photo_ids(uris: Sequence[str]) -> dict[str, str]:
     for uri in uris:
         stem = Path(uri.rsplit("/", 1)[-1]).stem
         if stem in out:
-            raise ValueError(f"two photos share the name {stem!r}: {out[stem]} and {uri}")
+            raise UsageError(f"two photos share the name {stem!r}: {out[stem]} and {uri}")
         if "__" in stem:
-            raise ValueError(f"photo name {stem!r} contains '__' (reserved for pairing)")
+            raise UsageError(f"photo name {stem!r} contains '__' (reserved for pairing)")
         out[stem] = uri
     return out
 
 
 def level_rng(seed: int, photo: str, distortion: str, level: int) -> np.random.Generator:
-    digest = hashlib.sha256(f"{seed}/{photo}/{distortion}/{level}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    """This key predates the purpose-named ones (no leading name), so published synthetic sets
+    keep their pixels for the same seed."""
+    return rng(seed, photo, distortion, level)
 
 
 def load_photo(uri: str, long_side: int) -> np.ndarray:

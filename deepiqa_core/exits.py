@@ -1,0 +1,87 @@
+"""Exit codes: one table for the ``deepiqa`` command and every ``spark-submit`` job.
+
+Schedulers act on these numbers, so they mean the same thing everywhere:
+
+====  =========  ==========================================================================
+code  name       meaning
+====  =========  ==========================================================================
+0     OK         the run was done (rows that could not be scored carry their error codes)
+1     THRESHOLD  the run was done and its output published, but a threshold the user set
+                 was breached (``--max-error-rate``; later: quality alerts)
+2     USAGE      the command line is wrong (bad option, missing input path, output exists
+                 without ``--overwrite``); nothing was done
+3     FAILED     the run could not be done: unusable weights, an unreadable listing or
+                 manifest, missing credentials, an internal error; nothing was published
+====  =========  ==========================================================================
+
+``run_entry`` is the one wrapper every entry point's ``main`` goes through: it maps exceptions to
+these codes and prints one line instead of a traceback for anything a user can cause.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from enum import IntEnum
+
+from .errors import DeepIQAError
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    THRESHOLD = 1
+    USAGE = 2
+    FAILED = 3
+
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  done (images that could not be scored have error_code/error_message in their rows)
+  1  done and published, but a threshold you set was breached (--max-error-rate)
+  2  usage error: bad option, missing input path, output exists without --overwrite
+  3  the run could not be done: unusable weights, unreadable listing or manifest, no
+     credentials, internal error (nothing published)"""
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for, found after argument parsing (exit code 2)."""
+
+
+class OutputExistsError(UsageError):
+    """The output already exists and the user did not ask to replace it."""
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The one rule from an exception to an exit code (see the module docstring)."""
+    if isinstance(exc, UsageError):
+        return ExitCode.USAGE
+    return ExitCode.FAILED
+
+
+def threshold_code(failed: int, total: int, max_error_rate: float | None) -> ExitCode:
+    """THRESHOLD when the share of failed rows exceeds ``max_error_rate`` (None: no limit)."""
+    if max_error_rate is None or total == 0:
+        return ExitCode.OK
+    return ExitCode.THRESHOLD if failed / total > max_error_rate else ExitCode.OK
+
+
+def run_entry(prog: str, body: Callable[[], int]) -> int:
+    """Run an entry point's body; exceptions become a one-line message and an exit code.
+
+    Errors a user can cause (``UsageError``, ``DeepIQAError``, ``OSError``) print only their
+    message; anything else is a bug and also prints its traceback. Never exits 1 for an error:
+    1 is reserved for a breached threshold.
+    """
+    try:
+        return int(body())
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return ExitCode.FAILED
+    except (UsageError, DeepIQAError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    except Exception as exc:  # a bug: keep the traceback, still a documented code
+        traceback.print_exc()
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return ExitCode.FAILED

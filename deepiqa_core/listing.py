@@ -1,0 +1,93 @@
+"""The one listing rule: which images a folder, glob, file or S3 prefix stands for.
+
+``deepiqa score`` and every Spark job list through ``list_images``, so a laptop user and a
+cluster job see the same files:
+
+* a local **file** is itself (whatever its suffix: naming it is asking for it);
+* a local **folder** is the files below it whose suffix is an image suffix (``IMAGE_SUFFIXES``,
+  any letter case), searched **recursively** by default (``recursive=False``: its own files);
+* a **glob** (``photos/*.jpg``, ``photos/**/*.png``) is its matching image files;
+* an **S3 prefix** (``s3://bucket/photos/``) is every image key that starts with it (S3 prefixes
+  are strings, so ``s3://b/2026-`` also works); ``recursive=False`` keeps the keys directly in
+  the folder ``<prefix>/``; a glob in the key (``s3://b/photos/*.png``) filters keys with
+  fnmatch (``*`` also matches ``/``).
+
+Results are sorted. A local path that does not exist is a usage error; an S3 listing that fails
+(no such bucket, access denied, no credentials) is a ``ListingError`` (the run cannot be done).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .errors import DeepIQAError
+from .exits import UsageError
+from .sources import is_s3, local_path, s3_client, split_s3
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+GLOB_CHARS = "*?["
+
+
+class ListingError(DeepIQAError):
+    """A source that exists (or may) but could not be listed: the run cannot be done."""
+
+    code = "listing_error"
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def list_images(source: str, *, recursive: bool = True) -> list[str]:
+    """The image URIs (local paths or ``s3://`` URIs) ``source`` stands for, sorted."""
+    if is_s3(source):
+        return sorted(_list_s3(source, recursive))
+    return _list_local(source, recursive)
+
+
+def _list_local(source: str, recursive: bool) -> list[str]:
+    path = local_path(source)
+    if any(ch in str(path) for ch in GLOB_CHARS) and not path.exists():
+        anchor = Path(path.anchor) if path.is_absolute() else Path(".")
+        pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
+        found = (p for p in anchor.glob(pattern) if p.is_file() and is_image_name(p.name))
+        return sorted(str(p) for p in found)
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        candidates = path.rglob("*") if recursive else path.iterdir()
+        return sorted(str(p) for p in candidates if p.is_file() and is_image_name(p.name))
+    raise UsageError(f"{source} does not exist")
+
+
+def _list_s3(source: str, recursive: bool) -> Iterator[str]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = split_s3(source)
+    pattern = None
+    if any(ch in prefix for ch in GLOB_CHARS):
+        pattern = prefix
+        prefix = prefix[: min(prefix.find(ch) for ch in GLOB_CHARS if ch in prefix)]
+    folder = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
+    scheme = urlparse(source).scheme
+    try:
+        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/") or not is_image_name(key):
+                    continue
+                if pattern is not None:
+                    wanted = fnmatch.fnmatchcase(key, pattern)
+                else:
+                    wanted = recursive or (key.startswith(folder) and "/" not in key[len(folder) :])
+                if wanted:
+                    yield f"{scheme}://{bucket}/{key}"
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise ListingError(f"cannot list {source}: {code or exc}") from exc
+    except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
+        raise ListingError(f"cannot list {source}: {exc}") from exc

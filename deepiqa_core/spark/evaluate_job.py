@@ -1,0 +1,65 @@
+"""The evaluation job (``spark-submit jobs/evaluate.py``): a manifest's images scored by the
+scoring job, then compared with the manifest's subjective scores on the driver."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from ..datasets import write_manifest
+from ..evaluation import evaluate_predictions, format_report
+from ..exits import OutputExistsError, threshold_code
+from ..options import InputSpec, ScoringOptions
+from ..training.options import DataSource
+from .score_job import ScoreJobSpec, run_score_job
+from .summary import format_summary
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    data: DataSource
+    weights: Path
+    output: Path
+    overwrite: bool = False
+    logistic_params: int = 5
+    scoring: ScoringOptions = field(default_factory=ScoringOptions)
+
+
+def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
+    """Writes OUT/manifest.parquet, OUT/scores/ (the scoring job's output) and OUT/report.json;
+    prints the report. Exit code: THRESHOLD when more rows failed than --max-error-rate."""
+    manifest = spec.data.load()
+    out = spec.output.absolute()
+    if out.exists() and not spec.overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, out / "manifest.parquet")  # what the scoring reads
+    scoring = ScoreJobSpec(
+        inputs=InputSpec(str(out / "manifest.parquet")),
+        weights=spec.weights,
+        output=out / "scores",
+        overwrite=True,
+        scoring=spec.scoring,
+    )
+    summary = run_score_job(spark, scoring)
+    print(format_summary(summary))
+    scores = spark.read.parquet(str(out / "scores" / "scores")).toPandas()
+    frame = manifest.merge(
+        scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),
+        on="id",
+        how="left",
+    )
+    report = evaluate_predictions(frame, summary_direction(spec.weights), spec.logistic_params)
+    report["model"] = {"variant": summary["model"], "file": str(spec.weights)}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(format_report(report))
+    return threshold_code(report["failed"], len(manifest), spec.scoring.max_error_rate)
+
+
+def summary_direction(weights: Path) -> str:
+    from ..weights import read_meta
+
+    return read_meta(weights).score_direction

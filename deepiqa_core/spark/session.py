@@ -1,0 +1,63 @@
+"""Driver side of every ``spark-submit`` job: the session, and the one ``main`` wrapper."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import SparkSession
+
+from ..exits import run_entry
+
+QUIET = {"spark.log.level": "WARN"}
+
+
+def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
+    """The job's session. The master comes from spark-submit (``local[*]`` when none is given).
+
+    In local mode, Python workers use this driver's interpreter unless ``spark.pyspark.python``
+    or ``PYSPARK_PYTHON`` says otherwise, so a virtual environment just works.
+    """
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_PYTHON" not in os.environ:
+        builder = builder.config("spark.pyspark.python", sys.executable)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def run_job(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[SparkSession, argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+    *,
+    conf: Callable[[argparse.Namespace], dict[str, str]] = lambda _: QUIET,
+    spark: SparkSession | None = None,
+) -> int:
+    """A job's ``main``: parse first (``--help`` and usage errors before Spark starts), then run
+    ``body`` on a session, mapping exceptions to exit codes (``deepiqa_core.exits``).
+
+    ``spark``: an existing session to use (and leave running), e.g. a test's; otherwise a new
+    one is made from ``conf`` and stopped however the run ends. A given session gets the
+    ``spark.sql.*`` settings of ``conf`` (the others only apply at start-up).
+    """
+    args = parser.parse_args(argv)
+    name = prog.split()[-1]
+
+    def run() -> int:
+        settings = conf(args)
+        if spark is not None:
+            for key, value in settings.items():
+                if key.startswith("spark.sql."):
+                    spark.conf.set(key, value)
+            return body(spark, args)
+        session = spark_session(f"deepiqa-{name.removesuffix('.py')}", settings)
+        try:
+            return body(session, args)
+        finally:
+            session.stop()
+
+    return run_entry(name, run)

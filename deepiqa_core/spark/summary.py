@@ -1,0 +1,50 @@
+"""A scoring run's summary: counts, errors by code, score percentiles, speed, model loads."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def summarise(result: DataFrame, rows_in: int) -> dict:
+    """Counts and score statistics of a published scores table."""
+    errors = {
+        r["error_code"]: r["count"]
+        for r in result.where("error_code IS NOT NULL").groupBy("error_code").count().collect()
+    }
+    quantiles = result.where("score IS NOT NULL").approxQuantile("score", list(PERCENTILES), 0.0)
+    stats = result.agg(
+        F.count("*").alias("rows"), F.count("score").alias("n"), F.mean("score").alias("mean")
+    ).first()
+    return {
+        "rows_in": rows_in,
+        "rows_out": stats["rows"],
+        "scored": stats["n"],
+        "failed": sum(errors.values()),
+        "errors_by_code": dict(sorted(errors.items())),
+        "score_mean": stats["mean"],
+        "score_percentiles": dict(
+            zip([f"p{int(q * 100)}" for q in PERCENTILES], quantiles, strict=False)
+        ),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    pct = summary["score_percentiles"]
+    lines = [
+        f"deepiqa score: {summary['rows_in']} images with {summary['model']} "
+        f"({summary['model_sha256'][:12]}) in {summary['seconds']} s, "
+        f"{summary['images_per_second']} images/s"
+    ]
+    errors = ", ".join(f"{k} {v}" for k, v in summary["errors_by_code"].items()) or "none"
+    lines.append(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
+    if pct:
+        lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct.values()))
+    lines.append(
+        f"  model loads: {summary['model_loads']} across {summary['partitions']} partitions; "
+        f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB"
+    )
+    lines.append(f"  output: {summary['output']}")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The executor side: a pandas UDF that scores image rows with a broadcast model.
+
+Conventions follow Spark's own ``predict_batch_udf``: the weights are read once on the driver
+and broadcast; each Python worker loads the model once and keeps it in a process-level cache
+(``deepiqa_core.batch.cached_batch_scorer``, keyed by the weights' SHA-256), so a worker that
+runs many tasks loads it once; the UDF is an iterator UDF over Arrow batches and returns one
+struct per input row, always (a score, or a null score with an error code and message).
+
+``ScoreBatches`` is a plain class defined in the installed library, so Spark pickles it by
+reference: executors need ``deepiqa_core`` installed (see infra/README.md), nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pyspark.accumulators import AccumulatorParam
+
+from ..batch import PATCH_COLUMNS
+from ..options import ScoringOptions
+
+# (name, Spark SQL type) of the UDF's struct, in order.
+RESULT_FIELDS: list[tuple[str, str]] = [
+    ("score", "double"),
+    ("num_patches", "int"),
+    ("error_code", "string"),
+    ("error_message", "string"),
+]
+# The UDF's inputs, in order; absent ones are passed as typed nulls.
+INPUT_COLUMNS: list[tuple[str, str]] = [
+    ("id", "string"),
+    ("uri", "string"),
+    ("image", "binary"),
+    ("ref_uri", "string"),
+    ("ref_image", "binary"),
+    ("tile_row_start", "int"),
+    ("tile_row_stop", "int"),
+]
+
+
+def result_fields(with_patches: bool) -> list[tuple[str, str]]:
+    return RESULT_FIELDS + (PATCH_COLUMNS if with_patches else [])
+
+
+class MaxParam(AccumulatorParam):
+    """Accumulator that keeps the largest value added (peak worker memory)."""
+
+    def zero(self, value: int) -> int:
+        return 0
+
+    def addInPlace(self, value1: int, value2: int) -> int:  # noqa: N802 (PySpark's name)
+        return max(value1, value2)
+
+
+@dataclass
+class ScoreBatches:
+    """The UDF's body (see the module docstring); built by ``BroadcastModel.udf``."""
+
+    weights: Any  # Broadcast[bytes]
+    sha256: str
+    options: ScoringOptions
+    loads: Any  # Accumulator[int]: model loads, summed over workers
+    peak_rss_mib: Any  # Accumulator[int] with MaxParam
+    torch_threads: int | None = None
+    fail_once_marker: str | None = None  # testing aid: see ``_inject_failure``
+
+    def score_batches(
+        self,
+        batches: Iterator[
+            tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]
+        ],
+    ) -> Iterator[pd.DataFrame]:
+        import resource
+
+        scorer = self._scorer()
+        inject = self._inject_failure()
+        names = [name for name, _ in INPUT_COLUMNS]
+        fields = [name for name, _ in result_fields(self.options.batch.with_patches)]
+        for columns in batches:
+            frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
+            yield scorer.score_frame(frame)[fields]
+            if inject:
+                open(self.fail_once_marker, "w").close()  # type: ignore[arg-type]
+                raise RuntimeError("injected failure (--fail-once-marker)")
+        self.peak_rss_mib.add(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+    def _scorer(self):
+        import torch
+        from pyspark import TaskContext
+
+        from ..batch import cached_batch_scorer
+        from ..devices import autocast_dtype, resolve_device
+
+        ctx = TaskContext.get()
+        gpus = ctx.resources().get("gpu") if ctx else None
+        assigned = gpus.addresses[0] if gpus is not None and gpus.addresses else None
+        device = resolve_device(self.options.device, assigned_gpu=assigned)
+        if device.type == "cpu":
+            torch.set_num_threads(self.torch_threads or (ctx.cpus() if ctx else 1))
+        return cached_batch_scorer(
+            self.sha256,
+            lambda: self.weights.value,
+            str(device),
+            self.options.batch,
+            autocast_dtype=autocast_dtype(self.options.precision, device),
+            on_load=lambda: self.loads.add(1),
+        )
+
+    def _inject_failure(self) -> bool:
+        """Fail the first attempt of partition 0 once (retries and no-duplicate tests)."""
+        import os
+
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        return (
+            self.fail_once_marker is not None
+            and ctx is not None
+            and ctx.partitionId() == 0
+            and ctx.attemptNumber() == 0
+            and not os.path.exists(self.fail_once_marker)
+        )
