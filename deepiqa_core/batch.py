@@ -20,6 +20,7 @@ pandas is imported lazily: it comes with the ``spark`` extra, not with deepiqa_c
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -29,12 +30,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from .errors import DeepIQAError, SizeMismatchError, UnpairedError, error_fields
+from .errors import (
+    DeepIQAError,
+    ImageTooLargeError,
+    NonFiniteScoreError,
+    SizeMismatchError,
+    TooManyPatchesError,
+    UnpairedError,
+    error_fields,
+    reference_error,
+)
 from .imaging import DEFAULT_MAX_PIXELS, decode_image, decode_in_order, image_size
 from .models import PATCH_SIZE
 from .patches import grid_for
 from .scoring import DEFAULT_PATCH_BUDGET, ReferenceFeatures, Scorer
-from .sources import read_bytes
+from .sources import DEFAULT_MAX_BYTES, DEFAULT_READ_TIMEOUT, read_bytes
 from .weights import load_weights, weights_sha256
 
 if TYPE_CHECKING:
@@ -47,6 +57,7 @@ OUTPUT_COLUMNS: list[tuple[str, str]] = [
     ("ref_uri", "string"),
     ("score", "double"),
     ("num_patches", "int"),
+    ("in_range", "boolean"),
     ("model", "string"),
     ("model_sha256", "string"),
     ("error_code", "string"),
@@ -67,6 +78,10 @@ class BatchConfig:
     stride: int = 32
     patch_budget: int = DEFAULT_PATCH_BUDGET
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_patches: int | None = None  # per image; None: only max_pixels limits an image
+    max_bytes: int = DEFAULT_MAX_BYTES  # per file or object
+    read_timeout: float = DEFAULT_READ_TIMEOUT  # seconds per file or object
+    decode_budget_mb: int = 512  # decoded images held ahead of the network, per task
     resize_reference: bool = False
     decode_workers: int | None = None  # None: the CPUs where it runs, at most 8
     with_patches: bool = False
@@ -81,17 +96,28 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def row_bytes(uri: Any, data: Any) -> bytes:
-    """A row's image bytes: the bytes it carries, else those at its uri."""
+def row_bytes(uri: Any, data: Any, config: BatchConfig | None = None) -> bytes:
+    """A row's image bytes: the bytes it carries, else those at its uri (within the limits)."""
+    config = config or BatchConfig()
     if _missing(data):
-        if not isinstance(uri, str) or not uri:
-            raise ValueError("row has neither image bytes nor a uri")
-        data = read_bytes(uri)
+        return read_bytes(uri, max_bytes=config.max_bytes, timeout=config.read_timeout)
+    if len(data) > config.max_bytes:
+        raise ImageTooLargeError(f"{len(data)} bytes exceeds the limit of {config.max_bytes}")
     return bytes(data)
 
 
-def _load(uri: Any, data: Any, max_pixels: int) -> np.ndarray:
-    return decode_image(row_bytes(uri, data), max_pixels=max_pixels)
+def load_image(uri: Any, data: Any, config: BatchConfig) -> np.ndarray:
+    """Read and decode one image, refusing it from its header when it has too many patches."""
+    raw = row_bytes(uri, data, config)
+    if config.max_patches is not None:
+        height, width = image_size(raw)
+        if min(height, width) >= PATCH_SIZE:
+            count = grid_for(height, width, config.stride).count
+            if count > config.max_patches:
+                raise TooManyPatchesError(
+                    f"{width}x{height} has {count} patches; the limit is {config.max_patches}"
+                )
+    return decode_image(raw, max_pixels=config.max_pixels)
 
 
 @dataclass
@@ -113,6 +139,7 @@ class RowResult:
 
     score: float | None = None
     num_patches: int | None = None
+    in_range: bool | None = None  # the score within the model's declared range (None: no range)
     error_code: str | None = None
     error_message: str | None = None
     patch_y: np.ndarray | None = None
@@ -127,22 +154,37 @@ class RowResult:
 class BatchScorer:
     """One model on one device, scoring rows of images (see the module docstring)."""
 
-    def __init__(self, scorer: Scorer, model_name: str, model_sha256: str, config: BatchConfig):
+    def __init__(
+        self,
+        scorer: Scorer,
+        model_name: str,
+        model_sha256: str,
+        config: BatchConfig,
+        score_range: Sequence[float] | None = None,
+    ):
         self.scorer = scorer
         self.model_name = model_name
         self.model_sha256 = model_sha256
         self.config = config
+        self.score_range = tuple(score_range) if score_range else None
         self._refs: OrderedDict[tuple, ReferenceFeatures | BaseException] = OrderedDict()
 
     def score_rows(self, rows: Sequence[ImageRow]) -> list[RowResult]:
-        """One result per row, in order; never raises for a bad row."""
+        """One result per row, in order; never raises for a bad row.
+
+        Decoded images wait for the network in two places, both bounded by
+        ``decode_budget_mb``: the decoders' read-ahead (``decode_in_order``) and the images
+        gathered until a forward pass is full (flushed early when they pass the budget).
+        """
         results = [RowResult() for _ in rows]
         pending: list[tuple[int, np.ndarray, ReferenceFeatures | None, int]] = []
-        budget_used = 0
+        budget_used = pending_bytes = 0
+        budget = self.config.decode_budget_mb * 2**20
         loads = decode_in_order(
             range(len(rows)),
-            lambda i: _load(rows[i].uri, rows[i].image, self.config.max_pixels),
+            lambda i: load_image(rows[i].uri, rows[i].image, self.config),
             self.config.decode_workers,
+            max_pending_bytes=budget,
         )
         for i, image in loads:
             row = rows[i]
@@ -159,9 +201,10 @@ class BatchScorer:
                 continue
             pending.append((i, image, feats, offset))
             budget_used += grid_for(image.shape[0], image.shape[1], self.config.stride).count
-            if budget_used >= self.config.patch_budget:
+            pending_bytes += image.nbytes
+            if budget_used >= self.config.patch_budget or pending_bytes >= budget:
                 self._flush(pending, results)
-                pending, budget_used = [], 0
+                pending, budget_used, pending_bytes = [], 0, 0
         self._flush(pending, results)
         return results
 
@@ -205,7 +248,7 @@ class BatchScorer:
             "model": [self.model_name] * n,
             "model_sha256": [self.model_sha256] * n,
         }
-        for name in ("score", "num_patches", "error_code", "error_message"):
+        for name in ("score", "num_patches", "in_range", "error_code", "error_message"):
             out[name] = [getattr(r, name) for r in results]
         if self.config.with_patches:
             for name, _ in PATCH_COLUMNS:
@@ -226,7 +269,13 @@ class BatchScorer:
             return
         for (i, _, _, offset), scored in zip(pending, scores, strict=True):
             result = results[i]
+            if not math.isfinite(scored.score):
+                result.fail(NonFiniteScoreError(f"the network gave {scored.score} (bad weights?)"))
+                continue
             result.score, result.num_patches = scored.score, scored.num_patches
+            if self.score_range is not None:
+                low, high = self.score_range
+                result.in_range = bool(low <= scored.score <= high)
             if scored.patches is not None:
                 ys, xs = scored.patches.positions()
                 result.patch_y = (ys + offset).astype(np.int32)
@@ -254,7 +303,7 @@ class BatchScorer:
         key = (source, size if self.config.resize_reference else None, band)
         if key not in self._refs:
             try:
-                image = _load(uri, data, self.config.max_pixels)
+                image = load_image(uri, data, self.config)
                 if image.shape[:2] != size:
                     if not self.config.resize_reference:
                         raise SizeMismatchError(
@@ -263,8 +312,10 @@ class BatchScorer:
                         )
                     image = resize(image, size)
                 self._refs[key] = self.scorer.reference_features(self._crop(image, band)[0])
-            except Exception as exc:
+            except SizeMismatchError as exc:
                 self._refs[key] = exc
+            except Exception as exc:
+                self._refs[key] = reference_error(exc, uri)
             while len(self._refs) > self.config.reference_cache:
                 self._refs.popitem(last=False)
         self._refs.move_to_end(key)
@@ -283,7 +334,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
     images = list(frame["image"]) if "image" in frame else [None] * n
 
     def rows(i: int) -> int:
-        height, width = image_size(row_bytes(uris[i], images[i]))
+        height, width = image_size(row_bytes(uris[i], images[i], config))
         return grid_for(height, width, config.stride).rows
 
     grid_rows = [
@@ -335,7 +386,7 @@ def cached_batch_scorer(
                 patch_budget=config.patch_budget,
                 autocast_dtype=autocast_dtype,
             )
-            _cache[key] = BatchScorer(scorer, meta.variant, weights_sha, config)
+            _cache[key] = BatchScorer(scorer, meta.variant, weights_sha, config, meta.score_range)
             if on_load is not None:
                 on_load()
             while len(_cache) > CACHED_MODELS:

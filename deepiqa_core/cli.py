@@ -6,22 +6,29 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .batch import BatchScorer, ImageRow, RowResult, row_bytes
+from .batch import BatchScorer, ImageRow, RowResult, load_image
 from .cli_training import add_training_commands
 from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
 from .devices import autocast_dtype, resolve_device
-from .errors import DeepIQAError, UnpairedError
-from .exits import EXIT_CODES_HELP, ExitCode, UsageError, run_entry, threshold_code
-from .imaging import decode_image
+from .errors import DeepIQAError
+from .exits import (
+    ERROR_CODES_HELP,
+    EXIT_CODES_HELP,
+    ExitCode,
+    UsageError,
+    run_entry,
+    threshold_code,
+)
 from .inputs import image_rows
 from .maps import save_map
 from .models import VARIANTS, DeepIQA
@@ -33,7 +40,8 @@ from .options import (
     input_spec,
     scoring_options,
 )
-from .scoring import Scorer
+from .patches import grid_for
+from .scoring import PatchMap, Scorer
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
@@ -41,6 +49,8 @@ FORMATS = ("table", "json", "csv")
 
 EPILOG = f"""\
 {INPUTS_HELP}
+
+{ERROR_CODES_HELP}
 
 {EXIT_CODES_HELP}
 
@@ -70,6 +80,7 @@ class Row:
     reference: str | None = None
     score: float | None = None
     num_patches: int | None = None
+    in_range: bool | None = None
     error_code: str | None = None
     error_message: str | None = None
 
@@ -88,15 +99,7 @@ def _score_rows(batch: BatchScorer, rows: Sequence[ImageRow], progress: bool) ->
             part = order[start : start + ROWS_PER_CALL]
             results = batch.score_rows([rows[i] for i in part])
             for i, res in zip(part, results, strict=True):
-                row = rows[i]
-                out[i] = Row(
-                    row.uri or row.id,
-                    row.ref_uri,
-                    res.score,
-                    res.num_patches,
-                    res.error_code,
-                    res.error_message,
-                )
+                out[i] = _row(rows[i], res)
             bar.update(len(part))
     return [r for r in out if r is not None]
 
@@ -105,7 +108,9 @@ def _format_rows(rows: list[Row], fmt: str, full_reference: bool) -> str:
     columns = (
         ["path"]
         + (["reference"] if full_reference else [])
-        + ["score", "num_patches", "error_code", "error_message"]
+        + ["score", "num_patches"]
+        + (["in_range"] if fmt != "table" else [])
+        + ["error_code", "error_message"]
     )
     records = [{c: getattr(r, c) for c in columns} for r in rows]
     if fmt == "json":
@@ -167,12 +172,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(f"--map needs a single image as input; {spec.source} has {len(rows)}")
     if not rows:
         raise DeepIQAError(f"no images found in {spec.source}")
+    _check_targets([args.output, args.map], rows)
 
     started = time.perf_counter()
+    batch = BatchScorer(scorer, meta.variant, sha, options.batch, meta.score_range)
     if args.map:
-        scored = [_score_with_map(scorer, rows[0], args.map, options.batch.max_pixels)]
+        scored = [_score_with_map(batch, rows[0], args.map)]
     else:
-        batch = BatchScorer(scorer, meta.variant, sha, options.batch)
         progress = not args.quiet and len(rows) > 1 and sys.stderr.isatty()
         scored = _score_rows(batch, rows, progress)
     elapsed = time.perf_counter() - started
@@ -183,6 +189,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     failed = sum(r.error_code is not None for r in scored)
+    outside = sum(r.in_range is False for r in scored)
     if not args.quiet:
         print(
             f"deepiqa: scored {len(scored) - failed}/{len(scored)} images in {elapsed:.1f}s with "
@@ -190,25 +197,49 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"{meta.score_direction}",
             file=sys.stderr,
         )
+    if outside:
+        low, high = meta.score_range
+        print(
+            f"deepiqa: warning: {outside} score(s) outside the model's declared range "
+            f"{low:g}..{high:g} (in_range = false): the network is extrapolating",
+            file=sys.stderr,
+        )
     return threshold_code(failed, len(scored), options.max_error_rate)
 
 
-def _score_with_map(scorer: Scorer, row: ImageRow, target: str, max_pixels: int) -> Row:
-    result = RowResult()
-    try:
-        image = decode_image(row_bytes(row.uri, row.image), max_pixels=max_pixels)
-        has_ref = row.ref_uri or row.ref_image is not None
-        ref_data = row_bytes(row.ref_uri, row.ref_image) if has_ref else None
-        reference = decode_image(ref_data, max_pixels=max_pixels) if ref_data else None
-        if scorer.full_reference and reference is None:
-            raise UnpairedError("no reference for this image")
-        scored = scorer.score_one(image, reference, return_patches=True)
-    except DeepIQAError as exc:
-        result.fail(exc)
-        return Row(row.uri, row.ref_uri, None, None, result.error_code, result.error_message)
-    assert scored.patches is not None
-    save_map(image, scored.patches, target)
-    return Row(row.uri, row.ref_uri, scored.score, scored.num_patches)
+def _check_targets(targets: Sequence[str | None], rows: Sequence[ImageRow]) -> None:
+    """--output / --map must not be one of the images (writing it would destroy an input)."""
+    inputs = {os.path.realpath(r.uri) for r in rows if r.uri} | {
+        os.path.realpath(r.ref_uri) for r in rows if r.ref_uri
+    }
+    for target in targets:
+        if target and os.path.realpath(target) in inputs:
+            raise UsageError(f"{target} is one of the input images; write results elsewhere")
+
+
+def _score_with_map(batch: BatchScorer, row: ImageRow, target: str) -> Row:
+    """Score one image as every other (same errors), then draw its quality map."""
+    config = replace(batch.config, with_patches=True)
+    with_patches = BatchScorer(batch.scorer, batch.model_name, batch.model_sha256, config)
+    with_patches.score_range = batch.score_range
+    result = with_patches.score_rows([row])[0]
+    if result.error_code is None:
+        image = load_image(row.uri, row.image, config)
+        grid = grid_for(image.shape[0], image.shape[1], config.stride)
+        save_map(image, PatchMap(grid, result.patch_quality, result.patch_weight), target)
+    return _row(row, result)
+
+
+def _row(row: ImageRow, res: RowResult) -> Row:
+    return Row(
+        row.uri or row.id,
+        row.ref_uri,
+        res.score,
+        res.num_patches,
+        res.in_range,
+        res.error_code,
+        res.error_message,
+    )
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

@@ -56,7 +56,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from .devices import wants_gpu
-    from .training.options import build_job, plan_run, prepared_data, train_spec
+    from .training.options import (
+        build_job,
+        held_out_verdict,
+        plan_run,
+        prepared_data,
+        train_spec,
+    )
     from .training.prepare import prepare_local
     from .training.run import train_worker
 
@@ -72,7 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     use_gpu = wants_gpu(spec.device, torch.cuda.is_available())
     summary = train_worker(build_job(plan, use_gpu))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")}))
-    return ExitCode.OK
+    return held_out_verdict(
+        summary, spec, lambda text: print(f"deepiqa train: {text}", file=sys.stderr)
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -2,6 +2,9 @@
 
 Every failure a user can cause carries a short, stable ``code`` (``decode_error``, ``too_small`` …)
 so that batch jobs can put it in an output row and alert on it without parsing free text.
+``ROW_ERROR_CODES`` is the table of the codes a scored row can carry (README, ``--help`` and the
+tests read it from here). A reference that fails gets the same code with ``ref_`` in front and its
+URI in the message, so a bad reference never looks like a bad distorted image.
 """
 
 from __future__ import annotations
@@ -74,6 +77,70 @@ class UnpairedError(DeepIQAError):
     """A distorted image whose reference could not be found (full reference)."""
 
     code = "unpaired"
+
+
+class BadInputError(DeepIQAError):
+    """The row itself is unusable: no uri and no bytes, an empty uri."""
+
+    code = "bad_input"
+
+
+class UnsupportedUriError(DeepIQAError):
+    """A URI scheme this library does not read (gs://, hdfs://, http://, file://otherhost/)."""
+
+    code = "unsupported_uri"
+
+
+class ReadTimeoutError(DeepIQAError):
+    """A read that did not finish within the read timeout (stalled mount, FIFO, slow socket)."""
+
+    code = "read_timeout"
+
+
+class TooManyPatchesError(DeepIQAError):
+    """More patches than the per-image cap (``--max-patches``): e.g. a 32 x 3,000,000 strip."""
+
+    code = "too_many_patches"
+
+
+class NonFiniteScoreError(DeepIQAError):
+    """The network gave NaN or infinity for this image (never a silent null score)."""
+
+    code = "non_finite_score"
+
+
+def reference_error(exc: BaseException, uri: object) -> DeepIQAError:
+    """``exc`` of a reference, recoded ``ref_<code>`` with the reference's URI in the message."""
+    code, message = error_fields(exc)
+    error = DeepIQAError(f"reference {uri or '(bytes)'}: {message}")
+    error.code = f"ref_{code}"
+    return error
+
+
+ROW_ERROR_CODES: dict[str, str] = {
+    "bad_input": "the row has no uri and no image bytes, or an empty uri",
+    "unsupported_uri": "a scheme that is not read (gs://, hdfs://, http://, file://otherhost/)",
+    "missing": "no such file or object",
+    "access_denied": "the file or object may not be read",
+    "read_error": "any other read failure (I/O, a directory, a FIFO, retries exhausted)",
+    "read_timeout": "the read took longer than --read-timeout",
+    "decode_error": "empty, truncated, corrupt, or not an image",
+    "unsupported_image": "decoded, but no RGB rule for its pixel format (e.g. float TIFF)",
+    "too_small": "a side under 32 px: not one patch",
+    "too_large": "more pixels than --max-pixels, or more bytes than --max-bytes",
+    "too_many_patches": "more patches than --max-patches",
+    "unpaired": "full reference: no reference for this image",
+    "size_mismatch": "full reference: the image and its reference differ in size",
+    "ref_<code>": "full reference: the reference failed with <code> (e.g. ref_missing)",
+    "non_finite_score": "the network gave NaN or infinity (corrupt weights)",
+    "internal": "a bug: the message says what; please report it",
+}
+
+
+class ManifestError(DeepIQAError):
+    """A manifest table that exists but cannot be read (corrupt Parquet, unreadable CSV)."""
+
+    code = "bad_manifest"
 
 
 class WeightsError(DeepIQAError):

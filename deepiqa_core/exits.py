@@ -1,21 +1,9 @@
 """Exit codes: one table for the ``deepiqa`` command and every ``spark-submit`` job.
 
-Schedulers act on these numbers, so they mean the same thing everywhere:
-
-====  =========  ==========================================================================
-code  name       meaning
-====  =========  ==========================================================================
-0     OK         the run was done (rows that could not be scored carry their error codes)
-1     THRESHOLD  the run was done and its output published, but a threshold the user set
-                 was breached (``--max-error-rate``; later: quality alerts)
-2     USAGE      the command line is wrong (bad option, missing input path, output exists
-                 without ``--overwrite``); nothing was done
-3     FAILED     the run could not be done: unusable weights, an unreadable listing or
-                 manifest, missing credentials, an internal error; nothing was published
-====  =========  ==========================================================================
-
-``run_entry`` is the one wrapper every entry point's ``main`` goes through: it maps exceptions to
-these codes and prints one line instead of a traceback for anything a user can cause.
+Schedulers act on these numbers, so they mean the same thing everywhere; ``EXIT_CODE_MEANINGS``
+is the table (README and ``--help`` show it, a test keeps them equal). ``run_entry`` is the one
+wrapper every entry point's ``main`` goes through: it maps exceptions to these codes and prints
+one line instead of a traceback for anything a user can cause.
 """
 
 from __future__ import annotations
@@ -25,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from enum import IntEnum
 
-from .errors import DeepIQAError
+from .errors import ROW_ERROR_CODES, DeepIQAError
 
 
 class ExitCode(IntEnum):
@@ -35,13 +23,33 @@ class ExitCode(IntEnum):
     FAILED = 3
 
 
-EXIT_CODES_HELP = """\
-exit codes:
-  0  done (images that could not be scored have error_code/error_message in their rows)
-  1  done and published, but a threshold you set was breached (--max-error-rate)
-  2  usage error: bad option, missing input path, output exists without --overwrite
-  3  the run could not be done: unusable weights, unreadable listing or manifest, no
-     credentials, internal error (nothing published)"""
+EXIT_CODE_MEANINGS: dict[int, str] = {
+    ExitCode.OK: "the run was done; images that could not be scored carry error_code and "
+    "error_message in their rows",
+    ExitCode.THRESHOLD: "the run was done and its output published, but a threshold you set "
+    "was breached: more failed images than --max-error-rate (default 0: any), a held-out "
+    "SROCC under --min-srocc",
+    ExitCode.USAGE: "usage error, nothing was done: a bad option, an input path that does not "
+    "exist, no references, an NR model given --ref, an output that exists (without "
+    "--overwrite), is not a deepiqa output, or overlaps an input",
+    ExitCode.FAILED: "the run could not be done, nothing was published: unusable weights, an "
+    "unreadable listing or manifest, missing credentials, nothing to score, an internal error",
+}
+
+
+def _help_table(title: str, rows: dict, width: int = 94) -> str:
+    import textwrap
+
+    lines = [f"{title}:"]
+    for key, text in rows.items():
+        lines += textwrap.wrap(
+            text, width, initial_indent=f"  {key!s:<17} ", subsequent_indent=" " * 20
+        )
+    return "\n".join(lines)
+
+
+EXIT_CODES_HELP = _help_table("exit codes", {int(k): v for k, v in EXIT_CODE_MEANINGS.items()})
+ERROR_CODES_HELP = _help_table("error codes (a row's error_code)", ROW_ERROR_CODES)
 
 
 class UsageError(ValueError):

@@ -42,6 +42,10 @@ from .models import PATCH_SIZE
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 MP: a 10k x 10k scan passes, a 1 GB bomb does not.
 _WHITE = (255, 255, 255)
+# A broken EXIF block is skipped (as viewers do) and must not print a warning per image. A
+# module-level filter, because warnings.catch_warnings is not thread-safe and decoding is
+# threaded; it matches only Pillow's EXIF messages.
+warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
 
 
 def _open(data: bytes) -> Image.Image:
@@ -140,12 +144,18 @@ def decode_in_order(
     items: Iterable[T],
     load: Callable[[T], np.ndarray],
     workers: int | None = None,
+    *,
+    max_pending_bytes: int | None = None,
 ) -> Iterator[tuple[T, Decoded]]:
     """``(item, image or the exception load raised)`` for every item, in input order.
 
     Decoding is the serial part of scoring (a 512x384 JPEG takes ~3 ms; a GPU scores an image
     in ~0.5 ms), and Pillow releases the GIL while it decodes, so a few threads keep the
-    network fed. At most ``4 x workers`` images are decoded ahead, bounding memory.
+    network fed. Read-ahead is bounded: at most ``4 x workers`` items ahead, ``2 x workers``
+    queued or decoding, and, with ``max_pending_bytes``, a new item starts only while the
+    decoded-but-not-taken images plus those queued or being decoded (each counted as the largest
+    seen so far) stay within that many bytes; so a folder of 300 MB images holds one or two of them,
+    not ``4 x workers``.
     """
     workers = workers or default_decode_workers()
 
@@ -159,13 +169,36 @@ def decode_in_order(
         for item in items:
             yield item, attempt(item)
         return
+    largest = 0  # bytes of the largest image decoded so far
+
+    def room(window: deque[tuple[T, Future[Decoded]]]) -> bool:
+        """Whether one more item may start: a free worker, and the bytes budget allows it."""
+        nonlocal largest
+        if len(window) >= 4 * workers:
+            return False
+        done_bytes, running = 0, 0
+        for _, future in window:
+            if future.done():
+                size = getattr(future.result(), "nbytes", 0)
+                largest = max(largest, size)
+                done_bytes += size
+            else:
+                running += 1
+        # a queue as deep again keeps the workers busy while the caller uses an image; until
+        # one image's size is known, only as many as there are workers
+        if running >= (2 * workers if largest else workers):
+            return False
+        if max_pending_bytes is None:
+            return True
+        return done_bytes + (running + 1) * largest <= max_pending_bytes
+
     with ThreadPoolExecutor(workers, thread_name_prefix="deepiqa-decode") as pool:
         window: deque[tuple[T, Future[Decoded]]] = deque()
         for item in items:
-            window.append((item, pool.submit(attempt, item)))
-            if len(window) >= 4 * workers:
+            while window and not room(window):
                 head, future = window.popleft()
                 yield head, future.result()
+            window.append((item, pool.submit(attempt, item)))
         while window:
             head, future = window.popleft()
             yield head, future.result()

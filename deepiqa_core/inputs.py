@@ -13,16 +13,20 @@ The rules shared by both:
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .batch import ImageRow
+from .errors import ManifestError
 from .exits import UsageError
 from .listing import list_images
 from .options import InputSpec, is_manifest
 from .pairing import pair_images
-from .sources import read_bytes
+from .sources import is_s3, local_path, read_bytes
+
+MAX_MANIFEST_BYTES = 8 * 2**30  # read whole into memory: the CLI is for what fits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,10 +76,17 @@ def read_table(source: str) -> pd.DataFrame:
     """A Parquet (file) or CSV manifest, local or on S3, as pandas."""
     import pandas as pd
 
-    data = io.BytesIO(read_bytes(source))
-    if source.lower().rstrip("/").endswith(".csv"):
-        return pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
-    return pd.read_parquet(data)
+    if not is_s3(source) and not os.path.exists(local_path(source)):
+        raise UsageError(f"{source} does not exist")
+    if os.path.isdir(local_path(source)):
+        return pd.read_parquet(local_path(source))  # a Parquet dataset folder
+    data = io.BytesIO(read_bytes(source, max_bytes=MAX_MANIFEST_BYTES))
+    try:
+        if source.lower().rstrip("/").endswith(".csv"):
+            return pd.read_csv(data, dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_parquet(data)
+    except Exception as exc:  # pyarrow / pandas parse errors
+        raise ManifestError(f"cannot read the manifest {source}: {exc}") from exc
 
 
 def _text(value: object) -> str | None:
@@ -114,11 +125,16 @@ def image_rows(spec: InputSpec, full_reference: bool, variant: str) -> list[Imag
 
 
 def reference_uris(spec: InputSpec) -> list[str]:
-    """The references ``--ref`` stands for (a manifest's uri column, or a listing)."""
+    """The references ``--ref`` stands for (a manifest's uri column, or a listing); none at all
+    is a usage error (otherwise every image would quietly be ``unpaired``)."""
     assert spec.ref is not None
     if is_manifest(spec.ref):
         table = read_table(spec.ref)
         if spec.uri_column not in table.columns:
             raise UsageError(f"the reference manifest has no {spec.uri_column!r} column")
-        return [u for u in (_text(v) for v in table[spec.uri_column]) if u]
-    return list_images(spec.ref, recursive=spec.recursive)
+        found = [u for u in (_text(v) for v in table[spec.uri_column]) if u]
+    else:
+        found = list_images(spec.ref, recursive=spec.recursive)
+    if not found:
+        raise UsageError(f"no references found in --ref {spec.ref}")
+    return found

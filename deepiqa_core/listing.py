@@ -4,9 +4,11 @@
 cluster job see the same files:
 
 * a local **file** is itself (whatever its suffix: naming it is asking for it);
-* a local **folder** is the files below it whose suffix is an image suffix (``IMAGE_SUFFIXES``,
-  any letter case), searched **recursively** by default (``recursive=False``: its own files);
-* a **glob** (``photos/*.jpg``, ``photos/**/*.png``) is its matching image files;
+* a local **folder** is every entry below it whose name has an image suffix (``IMAGE_SUFFIXES``,
+  any letter case), searched **recursively** by default (``recursive=False``: its own entries).
+  Selection is by name alone, so nothing named like an image is dropped silently: a broken
+  symlink, a FIFO or a folder named ``x.jpg`` gets a row whose error says why it was not read;
+* a **glob** (``photos/*.jpg``, ``photos/**/*.png``) is its matching entries with image names;
 * an **S3 prefix** (``s3://bucket/photos/``) is every image key that starts with it (S3 prefixes
   are strings, so ``s3://b/2026-`` also works); ``recursive=False`` keeps the keys directly in
   the folder ``<prefix>/``; a glob in the key (``s3://b/photos/*.png``) filters keys with
@@ -19,6 +21,7 @@ Results are sorted. A local path that does not exist is a usage error; an S3 lis
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -50,17 +53,27 @@ def list_images(source: str, *, recursive: bool = True) -> list[str]:
 
 def _list_local(source: str, recursive: bool) -> list[str]:
     path = local_path(source)
-    if any(ch in str(path) for ch in GLOB_CHARS) and not path.exists():
+    if any(ch in str(path) for ch in GLOB_CHARS) and not os.path.lexists(path):
         anchor = Path(path.anchor) if path.is_absolute() else Path(".")
         pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
-        found = (p for p in anchor.glob(pattern) if p.is_file() and is_image_name(p.name))
-        return sorted(str(p) for p in found)
-    if path.is_file():
-        return [str(path)]
+        return sorted(str(p) for p in anchor.glob(pattern) if is_image_name(p.name))
     if path.is_dir():
-        candidates = path.rglob("*") if recursive else path.iterdir()
-        return sorted(str(p) for p in candidates if p.is_file() and is_image_name(p.name))
+        return sorted(_walk(path, recursive))
+    if os.path.lexists(path):  # a file, or a broken link, FIFO ...: named, so listed
+        return [str(path)]
     raise UsageError(f"{source} does not exist")
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[str]:
+    """Every entry below ``folder`` whose name is an image name, whatever it is: a broken or
+    looping symlink, a FIFO, even a folder named ``x.jpg`` is listed, and its row then says why
+    it could not be read. Symlinked folders are listed, not entered (no loops)."""
+    for root, dirs, files in os.walk(folder):
+        for name in (*files, *dirs):
+            if is_image_name(name):
+                yield os.path.join(root, name)
+        if not recursive:
+            break
 
 
 def _list_s3(source: str, recursive: bool) -> Iterator[str]:

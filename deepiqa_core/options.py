@@ -73,6 +73,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def _regex(text: str) -> str:
     try:
         return check_pair_regex(text)
@@ -161,6 +168,33 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"refuse larger images as too_large (default {batch.max_pixels})",
     )
     group.add_argument(
+        "--max-patches",
+        type=positive,
+        default=batch.max_patches,
+        help="refuse images with more patches as too_many_patches (checked from the header; "
+        "default: no cap beyond --max-pixels; ~2,000-4,000 patches/s per CPU core)",
+    )
+    group.add_argument(
+        "--max-bytes",
+        type=positive,
+        default=batch.max_bytes,
+        help=f"refuse larger files/objects as too_large (default {batch.max_bytes})",
+    )
+    group.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=batch.read_timeout,
+        help="seconds to read one file/object before its row fails with read_timeout "
+        f"(default {batch.read_timeout:g})",
+    )
+    group.add_argument(
+        "--decode-budget-mb",
+        type=positive,
+        default=batch.decode_budget_mb,
+        help="MiB of decoded images held ahead of the network per task "
+        f"(default {batch.decode_budget_mb})",
+    )
+    group.add_argument(
         "--decode-workers",
         type=positive,
         default=batch.decode_workers,
@@ -194,6 +228,10 @@ def scoring_options(args: argparse.Namespace, *, with_patches: bool = False) -> 
             stride=args.stride,
             patch_budget=args.patch_budget,
             max_pixels=args.max_pixels,
+            max_patches=args.max_patches,
+            max_bytes=args.max_bytes,
+            read_timeout=args.read_timeout,
+            decode_budget_mb=args.decode_budget_mb,
             resize_reference=args.resize_reference,
             decode_workers=args.decode_workers,
             with_patches=with_patches,

@@ -4,46 +4,66 @@ S3 is read with boto3 (the ``s3`` extra), not Hadoop's s3a connector, so no Hado
 Endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``,
 ``AWS_ACCESS_KEY_ID``, profiles, instance roles ...). One client is made per process and reused;
 retries use botocore's ``standard`` mode.
+
+No read can stall a job or flood its memory: every read has a deadline (``timeout`` seconds,
+default ``DEFAULT_READ_TIMEOUT``: a stalled NFS/FUSE mount, a FIFO or a trickling socket becomes
+that row's ``read_timeout``), and a size cap (``max_bytes``, default ``DEFAULT_MAX_BYTES``:
+checked from the file size / ``ContentLength`` before reading, and while reading, ``too_large``).
+Only local paths, ``file://`` URIs of this host and ``s3://`` (``s3a``, ``s3n``) are read; other
+schemes (``gs://``, ``hdfs://``, ``http://`` ...) are ``unsupported_uri``.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .errors import AccessDeniedError, MissingInputError, ReadError
+from .errors import (
+    AccessDeniedError,
+    BadInputError,
+    ImageTooLargeError,
+    MissingInputError,
+    ReadError,
+    ReadTimeoutError,
+    UnsupportedUriError,
+)
 
 S3_SCHEMES = ("s3", "s3a", "s3n")
 S3_MAX_ATTEMPTS = 5
+DEFAULT_READ_TIMEOUT = 120.0  # seconds for one object, retries included
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # no image file we score is larger; a bomb guard
+LOCAL_HOSTS = ("", "localhost")
 
 
 _client_lock = threading.Lock()
-_client: Any = None
+_clients: dict[float, Any] = {}
 
 
-def s3_client() -> Any:
-    """This process's boto3 S3 client (thread-safe to share; made on first use)."""
-    global _client
+def s3_client(timeout: float = DEFAULT_READ_TIMEOUT) -> Any:
+    """This process's boto3 S3 client for a read timeout (thread-safe; made on first use)."""
     with _client_lock:
-        if _client is None:
+        if timeout not in _clients:
             import boto3
             from botocore.config import Config
 
             config = Config(
                 retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS},
                 max_pool_connections=32,
+                connect_timeout=min(timeout, 10.0),
+                read_timeout=timeout,
             )
-            _client = boto3.session.Session().client("s3", config=config)
-        return _client
+            _clients[timeout] = boto3.session.Session().client("s3", config=config)
+        return _clients[timeout]
 
 
 def reset_s3_client() -> None:
-    """Forget the cached client (after changing AWS settings, e.g. in tests)."""
-    global _client
+    """Forget the cached clients (after changing AWS settings, e.g. in tests)."""
     with _client_lock:
-        _client = None
+        _clients.clear()
 
 
 def is_s3(uri: str) -> bool:
@@ -56,33 +76,96 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 
 def local_path(uri: str) -> Path:
+    """The local path a plain path or ``file://`` URI names (``file://otherhost/`` refused)."""
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in LOCAL_HOSTS:
+            raise UnsupportedUriError(f"file:// URI of another host ({parsed.netloc}): {uri}")
+        return Path(unquote(parsed.path))
+    return Path(uri)
 
 
-def read_bytes(uri: str) -> bytes:
-    """The bytes at a local path, ``file://`` URI or ``s3://bucket/key``; typed errors."""
-    if is_s3(uri):
-        return _read_s3(uri)
+def check_uri(uri: object) -> str:
+    """``uri`` if this module can read it, else ``bad_input`` / ``unsupported_uri``."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise BadInputError("the row has neither image bytes nor a uri")
+    scheme = urlparse(uri).scheme
+    # one letter: a Windows drive (C:\\...), not a scheme
+    if scheme and len(scheme) > 1 and scheme not in S3_SCHEMES and scheme != "file":
+        raise UnsupportedUriError(
+            f"{scheme}:// is not read here (local paths, file:// and s3:// are): {uri}"
+        )
+    return uri
+
+
+def read_bytes(
+    uri: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = DEFAULT_READ_TIMEOUT
+) -> bytes:
+    """The bytes at a local path, ``file://`` URI or ``s3://bucket/key``; typed errors.
+
+    The read runs in a daemon thread that is given up on after ``timeout`` seconds: a read
+    blocked in the kernel cannot be cancelled, but it no longer holds up the job (the thread
+    ends with the process).
+    """
+    check_uri(uri)
+    box: list[Any] = []
+
+    def read() -> None:
+        try:
+            box.append(
+                _read_s3(uri, max_bytes, timeout) if is_s3(uri) else _read_local(uri, max_bytes)
+            )
+        except BaseException as exc:  # handed to the caller
+            box.append(exc)
+
+    worker = threading.Thread(target=read, name="deepiqa-read", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not box:
+        raise ReadTimeoutError(f"no bytes after {timeout:g} s: {uri}")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _too_large(size: int, max_bytes: int, uri: str) -> ImageTooLargeError:
+    return ImageTooLargeError(f"{size} bytes exceeds the limit of {max_bytes} bytes: {uri}")
+
+
+def _read_local(uri: str, max_bytes: int) -> bytes:
     path = local_path(uri)
     try:
-        return path.read_bytes()
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise ReadError(f"is a directory: {path}")
+        if not stat.S_ISREG(info.st_mode):
+            raise ReadError(f"not a regular file (FIFO, device or socket): {path}")
+        if info.st_size > max_bytes:
+            raise _too_large(info.st_size, max_bytes, uri)
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise MissingInputError(f"no such file: {path}") from exc
     except PermissionError as exc:
         raise AccessDeniedError(f"permission denied: {path}") from exc
-    except IsADirectoryError as exc:
-        raise ReadError(f"is a directory: {path}") from exc
-    except OSError as exc:
-        raise ReadError(f"cannot read {path}: {exc}") from exc
+    except OSError as exc:  # symlink loops, I/O errors, names too long ...
+        raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:  # it grew while being read
+        raise _too_large(len(data), max_bytes, uri)
+    return data
 
 
-def _read_s3(uri: str) -> bytes:
+def _read_s3(uri: str, max_bytes: int, timeout: float) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split_s3(uri)
     try:
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = s3_client(timeout).get_object(Bucket=bucket, Key=key)
+        size = response.get("ContentLength")
+        if size is not None and size > max_bytes:
+            response["Body"].close()
+            raise _too_large(size, max_bytes, uri)
+        data = response["Body"].read(max_bytes + 1)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -93,3 +176,6 @@ def _read_s3(uri: str) -> bytes:
         raise ReadError(f"cannot read {uri}: {code or exc}") from exc
     except BotoCoreError as exc:
         raise ReadError(f"cannot read {uri}: {exc}") from exc
+    if len(data) > max_bytes:
+        raise _too_large(len(data), max_bytes, uri)
+    return data

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from deepiqa_core.defaults import WEIGHTS_HELP, default_weights
-from deepiqa_core.exits import EXIT_CODES_HELP, UsageError
+from deepiqa_core.exits import ERROR_CODES_HELP, EXIT_CODES_HELP, UsageError
 from deepiqa_core.options import (
     INPUTS_HELP,
     add_input_arguments,
@@ -41,8 +41,7 @@ output (--output DIR, written to a staging folder and renamed into place when co
   DIR/summary.json  count, percentiles, errors by code, images/s, model loads
   DIR/_COMPLETE     written last
 
-error codes: missing, access_denied, read_error, decode_error, unsupported_image, too_small,
-  too_large, unpaired, size_mismatch, internal
+{ERROR_CODES_HELP}
 
 {EXIT_CODES_HELP}
 

@@ -14,7 +14,12 @@ import sys
 from deepiqa_core.exits import EXIT_CODES_HELP
 from deepiqa_core.spark.session import run_job
 from deepiqa_core.spark.train_job import DEFAULT_PROCESSES, run_train_job
-from deepiqa_core.training.options import EPILOG, add_training_arguments, train_spec
+from deepiqa_core.training.options import (
+    EPILOG,
+    add_training_arguments,
+    held_out_verdict,
+    train_spec,
+)
 
 JOB_EPILOG = f"""{EPILOG}
 distribution: --num-processes training processes (default {DEFAULT_PROCESSES}). In local mode they
@@ -53,8 +58,8 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     command = " ".join(shlex.quote(a) for a in (sys.argv if argv is None else ["train.py", *argv]))
 
     def body(session, args) -> int:
-        run_train_job(session, train_spec(args, command), args.num_processes)
-        return 0
+        spec = train_spec(args, command)
+        return held_out_verdict(run_train_job(session, spec, args.num_processes), spec)
 
     return run_job(
         "spark-submit jobs/train.py",

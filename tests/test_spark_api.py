@@ -124,15 +124,8 @@ def test_score_images_keeps_the_users_columns(spark, weights_dir, tmp_path):
     df = spark.createDataFrame(rows, "path string, n int, note string")
     scored = score_images(df, weights, uri_col="path").orderBy("n").toPandas()
     assert scored.columns.tolist() == [
-        "path",
-        "n",
-        "note",
-        "score",
-        "num_patches",
-        "error_code",
-        "error_message",
-        "model",
-        "model_sha256",
+        *["path", "n", "note", "score", "num_patches", "in_range", "error_code", "error_message"],
+        *["model", "model_sha256"],
     ]
     assert scored["n"].tolist() == [0, 1, 2, 3] and scored["note"].tolist()[:2] == ["note 0", None]
     assert scored["error_code"].tolist() == [None, None, None, "missing"]

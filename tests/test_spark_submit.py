@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from deepiqa_core.defaults import SAMPLES
+from deepiqa_core.errors import ROW_ERROR_CODES
 
 from .conftest import JOBS, encode, make_image, spark_submit
 
@@ -67,19 +68,31 @@ def test_a_task_that_fails_once_is_retried_without_duplicates(tmp_path, weights_
     assert len(df) == 24 and df["id"].is_unique and df["error_code"].isna().all()
 
 
-def test_help_explains_inputs_outputs_and_examples():
-    result = subprocess.run(
-        [sys.executable, str(JOBS / "score.py"), "--help"], capture_output=True, text=True
+HELP = """
+import importlib.util, sys
+for path in sys.argv[1:]:
+    spec = importlib.util.spec_from_file_location("job", path)
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    print("=== " + path.rsplit("/", 1)[-1])
+    print(job.build_parser().format_help())
+"""
+JOB_WORDS = {
+    "score.py": ["s3://", "--ref", "--pair-regex", "--patches", "--max-error-rate", "_COMPLETE"],
+    "train.py": ["--resume", "--num-processes", "TorchDistributor", "Petastorm", "--min-srocc"],
+    "synthesize.py": ["--distortions", "jpeg2000", "color_block"],
+    "evaluate.py": ["--logistic-params", "--dataset NAME=ROOT", "--max-error-rate"],
+}
+
+
+def test_every_job_help_teaches_its_options_codes_and_examples():
+    jobs = [str(JOBS / name) for name in JOB_WORDS]
+    done = subprocess.run(
+        [sys.executable, "-c", HELP, *jobs], capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0
-    for text in (
-        "s3://",
-        "--ref",
-        "--pair-regex",
-        "--patches",
-        "--max-error-rate",
-        "error codes",
-        "examples",
-        "_COMPLETE",
-    ):
-        assert text in result.stdout
+    assert done.returncode == 0, done.stderr
+    texts = dict(part.split("\n", 1) for part in done.stdout.split("=== ")[1:])
+    for name, words in JOB_WORDS.items():
+        assert all(word in texts[name] for word in [*words, "exit codes:"]), name
+    assert all(code in texts["score.py"] for code in ROW_ERROR_CODES)
+    assert "examples" in texts["score.py"] and "error codes" in texts["score.py"]

@@ -96,6 +96,7 @@ def _rank(rank: int, world: int, port: int, run_dir: str, out) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_ranks_with_uneven_shards_stop_together(tmp_path):
     import socket
 

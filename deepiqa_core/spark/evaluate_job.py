@@ -13,6 +13,7 @@ from ..datasets import write_manifest
 from ..evaluation import evaluate_predictions, format_report
 from ..exits import OutputExistsError, threshold_code
 from ..options import InputSpec, ScoringOptions
+from ..outputs import check_replaceable, check_separate, write_marker
 from ..training.options import DataSource
 from .score_job import ScoreJobSpec, run_score_job
 from .summary import format_summary
@@ -31,11 +32,15 @@ class EvaluateSpec:
 def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
     """Writes OUT/manifest.parquet, OUT/scores/ (the scoring job's output) and OUT/report.json;
     prints the report. Exit code: THRESHOLD when more rows failed than --max-error-rate."""
-    manifest = spec.data.load()
     out = spec.output.absolute()
-    if out.exists() and not spec.overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_separate(out, [spec.data.manifest, spec.weights])
+    if out.exists():
+        if not spec.overwrite:
+            raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+        check_replaceable(out)
+    manifest = spec.data.load()
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "evaluation")
     write_manifest(manifest, out / "manifest.parquet")  # what the scoring reads
     scoring = ScoreJobSpec(
         inputs=InputSpec(str(out / "manifest.parquet")),

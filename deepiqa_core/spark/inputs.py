@@ -3,21 +3,45 @@
 
 from __future__ import annotations
 
+import os
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from ..errors import ManifestError
 from ..exits import UsageError
 from ..inputs import check_references, manifest_columns
+from ..inputs import read_table as read_pandas_table
 from ..listing import list_images
 from ..options import InputSpec, is_manifest
+from ..sources import is_s3
 from .pairing import attach_references
 
 
 def read_table(spark: SparkSession, source: str) -> DataFrame:
-    """A Parquet or CSV manifest through Spark's readers."""
-    if source.lower().rstrip("/").endswith(".csv"):
-        return spark.read.option("header", True).csv(source)
-    return spark.read.parquet(source)
+    """A Parquet or CSV manifest: through Spark's readers, or for ``s3://`` (no Hadoop S3
+    connector is assumed) read with boto3 on the driver, as the CLI reads it.
+
+    A local manifest that does not exist is a usage error; one that cannot be read is a
+    ``ManifestError`` (exit code 3)."""
+    if is_s3(source):
+        return spark.createDataFrame(read_pandas_table(source))
+    if "://" not in source and not os.path.exists(source):
+        raise UsageError(f"{source} does not exist")
+    try:
+        if source.lower().rstrip("/").endswith(".csv"):
+            table = spark.read.option("header", True).csv(source)
+        else:
+            table = spark.read.parquet(source)
+        table.schema  # noqa: B018 - reads the footers now, not in the middle of a run
+    except Exception as exc:  # Spark's analysis/IO errors: say which file, not a JVM trace
+        raise ManifestError(f"cannot read the manifest {source}: {_first_line(exc)}") from exc
+    return table
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 def listed(spark: SparkSession, source: str, recursive: bool, column: str) -> DataFrame:
@@ -54,11 +78,17 @@ def read_inputs(spark: SparkSession, spec: InputSpec, full_reference: bool, vari
 
 def read_references(spark: SparkSession, spec: InputSpec) -> DataFrame:
     """``ref_uri`` for every reference ``--ref`` stands for (a manifest's uri column, or a
-    listing)."""
+    listing); none at all is a usage error, as in the CLI."""
     assert spec.ref is not None
     if is_manifest(spec.ref):
         table = read_table(spark, spec.ref)
         if spec.uri_column not in table.columns:
             raise UsageError(f"the reference manifest has no {spec.uri_column!r} column")
-        return table.select(F.col(f"`{spec.uri_column}`").cast("string").alias("ref_uri"))
-    return listed(spark, spec.ref, spec.recursive, "ref_uri")
+        refs = table.select(F.col(f"`{spec.uri_column}`").cast("string").alias("ref_uri"))
+        empty = refs.where(F.col("ref_uri").isNotNull()).limit(1).count() == 0
+    else:
+        refs = listed(spark, spec.ref, spec.recursive, "ref_uri")
+        empty = refs.isEmpty()
+    if empty:
+        raise UsageError(f"no references found in --ref {spec.ref}")
+    return refs

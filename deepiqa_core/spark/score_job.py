@@ -22,9 +22,10 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from ..defaults import DEFAULT_WEIGHTS, SAMPLES
-from ..errors import DeepIQAError
+from ..errors import DeepIQAError, ManifestError
 from ..exits import ExitCode, UsageError, threshold_code
 from ..options import InputSpec, ScoringOptions
+from ..outputs import check_separate
 from .inputs import read_inputs
 from .patches import explode_patches
 from .publish import publish_atomically
@@ -38,6 +39,7 @@ SCORE_COLUMNS = [
     "ref_uri",
     "score",
     "num_patches",
+    "in_range",
     "model",
     "model_sha256",
     "error_code",
@@ -126,9 +128,10 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
 
 def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
     """Score, write and publish; returns the summary (also written as summary.json)."""
+    check_separate(spec.output, [spec.inputs.source, spec.inputs.ref, spec.weights])
     model = BroadcastModel.create(spark, spec.weights)
     items = read_inputs(spark, spec.inputs, model.full_reference, model.meta.variant)
-    rows = items.count()
+    rows = count_inputs(items, spec.inputs.source)
     if rows == 0:
         raise DeepIQAError(f"no images found in {spec.inputs.source}")
     ex = spec.execution
@@ -179,6 +182,16 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
         }
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def count_inputs(items: DataFrame, source: str) -> int:
+    """The number of rows to score; a manifest that breaks while being read is a
+    ``ManifestError`` (exit code 3), not a JVM traceback."""
+    try:
+        return items.count()
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ManifestError(f"cannot read the inputs {source}: {first}") from exc
 
 
 def _distribute(

@@ -5,9 +5,10 @@
 >>> scored.select("path", "score", "error_code").show()
 
 ``score_images`` keeps every column of ``df`` (bytes columns included) and appends ``score``,
-``num_patches``, ``model``, ``model_sha256``, ``error_code``, ``error_message`` (and the per-patch
-arrays with ``with_patches``). ``BroadcastModel`` is the same thing in two steps, for callers that
-want the load count and peak worker memory afterwards (the scoring job reports them).
+``num_patches``, ``in_range``, ``error_code``, ``error_message``, ``model``, ``model_sha256``
+(and the per-patch arrays with ``with_patches``). ``BroadcastModel`` is the same thing in two
+steps, for callers that want the load count and peak worker memory afterwards (the scoring job
+reports them).
 """
 
 from __future__ import annotations
@@ -174,7 +175,9 @@ def score_images(
     -------
     DataFrame
         ``df``'s columns plus ``score`` (double, null when the image failed), ``num_patches``,
-        ``model``, ``model_sha256``, ``error_code`` and ``error_message`` (null when fine).
+        ``in_range`` (whether the score lies in the model's declared range; null when it
+        declares none), ``error_code`` and ``error_message`` (null when fine), ``model``,
+        ``model_sha256``.
     """
     model = BroadcastModel.create(df.sparkSession, weights)
     return model.score(

@@ -16,7 +16,10 @@ def summarise(result: DataFrame, rows_in: int) -> dict:
     }
     quantiles = result.where("score IS NOT NULL").approxQuantile("score", list(PERCENTILES), 0.0)
     stats = result.agg(
-        F.count("*").alias("rows"), F.count("score").alias("n"), F.mean("score").alias("mean")
+        F.count("*").alias("rows"),
+        F.count("score").alias("n"),
+        F.mean("score").alias("mean"),
+        F.count(F.when(~F.col("in_range"), 1)).alias("outside"),
     ).first()
     return {
         "rows_in": rows_in,
@@ -24,6 +27,7 @@ def summarise(result: DataFrame, rows_in: int) -> dict:
         "scored": stats["n"],
         "failed": sum(errors.values()),
         "errors_by_code": dict(sorted(errors.items())),
+        "out_of_range": stats["outside"],
         "score_mean": stats["mean"],
         "score_percentiles": dict(
             zip([f"p{int(q * 100)}" for q in PERCENTILES], quantiles, strict=False)
@@ -40,6 +44,11 @@ def format_summary(summary: dict) -> str:
     ]
     errors = ", ".join(f"{k} {v}" for k, v in summary["errors_by_code"].items()) or "none"
     lines.append(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
+    if summary["out_of_range"]:
+        lines.append(
+            f"  warning: {summary['out_of_range']} score(s) outside the model's declared range "
+            "(in_range = false): the network is extrapolating"
+        )
     if pct:
         lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct.values()))
     lines.append(

@@ -15,6 +15,7 @@ from pyspark.sql import SparkSession
 from ..datasets import make_manifest, write_manifest
 from ..exits import UsageError
 from ..listing import list_images
+from ..outputs import check_separate
 from ..training.synthetic import Group, photo_ids, plan_groups, render_group
 from .publish import publish_atomically
 
@@ -64,7 +65,8 @@ def run_synthesis_job(spark: SparkSession, spec: SynthesisSpec) -> pd.DataFrame:
     groups = plan_groups(photo_ids(uris), spec.distortions, spec.levels)
     target = spec.output.absolute()
     started = time.perf_counter()
-    with publish_atomically(target, spec.overwrite) as staging:
+    check_separate(target, [spec.photos])
+    with publish_atomically(target, spec.overwrite, kind="synthetic") as staging:
         frame = spark.createDataFrame(
             [(g.photo, g.uri, g.distortion) for g in groups],
             "photo string, uri string, distortion string",

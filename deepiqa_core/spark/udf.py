@@ -26,6 +26,7 @@ from ..options import ScoringOptions
 RESULT_FIELDS: list[tuple[str, str]] = [
     ("score", "double"),
     ("num_patches", "int"),
+    ("in_range", "boolean"),
     ("error_code", "string"),
     ("error_message", "string"),
 ]

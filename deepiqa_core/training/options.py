@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from ..datasets.splits import DEFAULT_FRACTIONS
 from ..devices import DEVICE_CHOICES_HELP
-from ..exits import OutputExistsError, UsageError
+from ..exits import ExitCode, OutputExistsError, UsageError
 from ..models import VARIANTS, get_variant
+from ..outputs import check_replaceable, check_separate, write_marker
 from .loop import FitConfig
 from .prepare import REJECTED, check_prepared, label_meta, prepared_record, with_splits
 from .run import TrainJob
@@ -81,6 +82,7 @@ class TrainSpec:
     reader_workers: int = 0
     threads: int | None = None
     device: str = "auto"
+    min_srocc: float | None = None  # exit 1 when the held-out SROCC is below this
     command: str = ""  # how the run was started, recorded in the weights file
 
 
@@ -168,6 +170,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=_positive, help="torch threads per process")
     parser.add_argument("--device", default=spec.device, help=DEVICE_CHOICES_HELP)
+    parser.add_argument(
+        "--min-srocc",
+        type=float,
+        help="exit 1 when the saved model's held-out SROCC (test, else validation) is below "
+        "this; without it, a negative SROCC is only warned about",
+    )
 
 
 def train_spec(args: argparse.Namespace, command: str) -> TrainSpec:
@@ -196,6 +204,7 @@ def train_spec(args: argparse.Namespace, command: str) -> TrainSpec:
         reader_workers=args.reader_workers,
         threads=args.threads,
         device=args.device,
+        min_srocc=args.min_srocc,
         command=command,
     )
 
@@ -203,7 +212,10 @@ def train_spec(args: argparse.Namespace, command: str) -> TrainSpec:
 def check_run_dir(spec: TrainSpec) -> Path:
     """The run folder; an existing one needs --resume (continue) or --overwrite (start over)."""
     run_dir = spec.output.absolute()
+    check_separate(run_dir, [spec.data.manifest, spec.init])
     if run_dir.exists() and any(run_dir.iterdir()):
+        if spec.resume or spec.overwrite:
+            check_replaceable(run_dir)  # only ever continue or delete a deepiqa run folder
         if spec.overwrite and not spec.resume:
             shutil.rmtree(run_dir)
         elif not spec.resume:
@@ -211,6 +223,7 @@ def check_run_dir(spec: TrainSpec) -> Path:
                 f"{run_dir} exists; pass --resume to continue it or --overwrite"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir, "training-run")
     return run_dir
 
 
@@ -298,3 +311,22 @@ def build_job(plan: Plan, use_gpu: bool) -> TrainJob:
         reader_workers=spec.reader_workers,
         threads=spec.threads,
     )
+
+
+def held_out_verdict(summary: dict, spec: TrainSpec, log=print) -> ExitCode:
+    """Judge the saved model on its held-out SROCC (test, else validation): a value below
+    ``--min-srocc`` is a breached threshold (exit 1); a negative one is always warned about,
+    since such a model ranks images the wrong way round."""
+    name, value = next(
+        ((k, summary[k]) for k in ("test_srocc", "val_srocc") if summary.get(k) is not None),
+        (None, None),
+    )
+    if value is None:
+        log("warning: no held-out SROCC (empty validation and test splits): the model is unjudged")
+        return ExitCode.OK
+    if spec.min_srocc is not None and value < spec.min_srocc:
+        log(f"{name} {value:.4f} is below --min-srocc {spec.min_srocc}")
+        return ExitCode.THRESHOLD
+    if value < 0:
+        log(f"WARNING: {name} is {value:.4f}: the model ranks held-out images the wrong way round")
+    return ExitCode.OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -58,8 +59,13 @@ class WeightsMeta:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WeightsError(f"unreadable deepiqa metadata: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise WeightsError("unreadable deepiqa metadata: not a JSON object")
         known = {f.name for f in fields(cls)}
-        meta = cls(**{k: v for k, v in raw.items() if k in known})
+        try:
+            meta = cls(**{k: v for k, v in raw.items() if k in known})
+        except (TypeError, ValueError) as exc:  # e.g. an unknown variant
+            raise WeightsError(f"unreadable deepiqa metadata: {exc}") from exc
         if meta.format != FORMAT:
             raise WeightsError(f"unsupported weights format {meta.format!r} (expected {FORMAT})")
         if meta.input_range != INPUT_RANGE or meta.fusion_order != FUSION_ORDER:
@@ -104,16 +110,58 @@ def read_meta(source: str | Path | bytes) -> WeightsMeta:
 
 
 def load_weights(source: str | Path | bytes) -> tuple[DeepIQA, WeightsMeta]:
-    """Build the network a weights file (path or its bytes, e.g. a Spark broadcast) describes."""
+    """Build the network a weights file (path or its bytes, e.g. a Spark broadcast) describes.
+
+    Checked in full before it is used: the metadata, every tensor's name and shape against the
+    declared variant, every value finite, and a probe image that must score finite and near
+    the declared range (``check_probe``); anything else is a ``WeightsError``.
+    """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     meta = read_meta(data)
     model = DeepIQA(meta.variant, epsilon=meta.epsilon)
     try:
         tensors = load_tensors_bytes(data)
+    except Exception as exc:  # safetensors' own error type: truncated or corrupt tensor data
+        raise WeightsError(f"unreadable tensor data: {exc}") from exc
+    bad = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise WeightsError(f"tensors with NaN or infinite values: {', '.join(sorted(bad)[:5])}")
+    try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except (RuntimeError, ValueError) as exc:
         raise WeightsError(f"weights do not fit {meta.variant}: {exc}") from exc
-    return model.eval(), meta
+    model.eval()
+    check_probe(model, meta)
+    return model, meta
+
+
+PROBE_MARGIN = 10.0  # the probe may land this many range widths outside the declared range
+
+
+def check_probe(model: DeepIQA, meta: WeightsMeta) -> None:
+    """Score a fixed 64x64 probe (against itself for FR): finite, and when the file declares a
+    score range, within it widened by ``PROBE_MARGIN`` widths on each side.
+
+    This catches corruption that passes every other check (a flipped exponent bit gave scores of
+    ~194,000 on a 0-100 model) without judging a model's quality: a sane model's score for any
+    image is nowhere near that far out.
+    """
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    probe = torch.stack([(yy + xx) / 126, (yy % 8) / 7, (xx % 5) / 4]).unfold(1, 32, 32)
+    patches = probe.unfold(3, 32, 32).permute(1, 3, 0, 2, 4).reshape(4, 3, 32, 32)
+    with torch.inference_mode():
+        y, alpha = model(patches, patches if model.full_reference else None)
+        score = float((alpha * y).sum() / alpha.sum())
+    if not math.isfinite(score):
+        raise WeightsError(f"the network gives {score} for a plain test image: corrupt weights")
+    if meta.score_range:
+        low, high = meta.score_range
+        width = max(high - low, 1e-9)
+        if not low - PROBE_MARGIN * width <= score <= high + PROBE_MARGIN * width:
+            raise WeightsError(
+                f"the network gives {score:.4g} for a plain test image, far outside its declared "
+                f"range {low:g}..{high:g}: corrupt weights"
+            )
 
 
 def weights_sha256(source: str | Path | bytes) -> str:

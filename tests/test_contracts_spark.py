@@ -1,0 +1,224 @@
+"""The data-safety and error contracts of the Spark jobs: in-process on the shared session, and
+end to end through the real spark-submit (items 1, 2 and 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file, save_file
+
+from deepiqa_core import WeightsMeta, save_weights
+from deepiqa_core.sources import reset_s3_client
+from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish_atomically, recover
+
+from .conftest import JOBS, encode, load_job, make_image, spark_submit, trained_like
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def job():
+    return load_job("score").main
+
+
+@pytest.fixture
+def library(tmp_path) -> Path:
+    """A user's folder: images and a file that is not an image."""
+    folder = tmp_path / "library"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(encode(make_image(64, 64, seed=i)))
+    (folder / "sub" / "notes.txt").write_text("keep me")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def nan_weights(tmp_path) -> Path:
+    path = tmp_path / "nan.safetensors"
+    meta = WeightsMeta(variant="wadiqam-nr", score_range=[0.0, 100.0])
+    save_weights(trained_like("wadiqam-nr"), path, meta)
+    tensors = load_file(str(path))
+    tensors["features.0.weight"][0, 0, 0, 0] = float("nan")
+    save_file(tensors, str(path), metadata={"deepiqa": meta.to_json()})
+    return path
+
+
+def test_overwrite_never_deletes_inputs_or_foreign_folders(
+    job, spark, library, weights_dir, tmp_path
+):
+    before = snapshot(library)
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    assert job([str(library), "--weights", nr, "--output", str(library), "--overwrite"], spark) == 2
+    inside = str(library / "out")
+    assert job([str(library), "--weights", nr, "--output", inside, "--overwrite"], spark) == 2
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("mine")
+    assert job([str(library), "--weights", nr, "--output", str(foreign), "--overwrite"], spark) == 2
+    assert snapshot(library) == before and (foreign / "data.csv").read_text() == "mine"
+    out = tmp_path / "out"
+    assert job([str(library), "--weights", nr, "--output", str(out)], spark) == 0
+    assert job([str(library), "--weights", nr, "--output", str(out)], spark) == 2  # exists
+    assert job([str(library), "--weights", nr, "--output", str(out), "--overwrite"], spark) == 0
+    assert (out / "_DEEPIQA_OUTPUT").exists() and snapshot(library) == before
+
+
+def test_unusable_weights_and_inputs_get_their_exit_codes(
+    job, spark, library, weights_dir, nan_weights, tmp_path, capsys
+):
+    out = str(tmp_path / "out")
+    assert job([str(library), "--weights", str(nan_weights), "--output", out], spark) == 3
+    assert "NaN or infinite" in capsys.readouterr().err and not Path(out).exists()
+    assert job([str(library), "--weights", str(tmp_path), "--output", out], spark) == 2
+    fr = str(weights_dir / "wadiqam-fr.safetensors")
+    (tmp_path / "no-refs").mkdir()
+    for ref in (tmp_path / "missing-refs", tmp_path / "no-refs"):
+        assert job([str(library), "--weights", fr, "--ref", str(ref), "--output", out], spark) == 2
+    corrupt = tmp_path / "m.parquet"
+    corrupt.write_bytes(b"PAR1 garbage PAR1")
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    assert job([str(corrupt), "--weights", nr, "--output", out], spark) == 3
+    assert job([str(tmp_path / "gone.parquet"), "--weights", nr, "--output", out], spark) == 2
+    for flag in ("--rows-per-partition", "--patch-budget", "--stride"):
+        with pytest.raises(SystemExit) as exc:
+            job([str(library), "--weights", nr, "--output", out, flag, "0"], spark)
+        assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "cannot read the manifest" in err and "Traceback" not in err
+    assert not Path(out).exists()
+
+
+def test_s3_listing_failures_are_exit_3(job, spark, weights_dir, tmp_path, s3_server, monkeypatch):
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    out = str(tmp_path / "out")
+    assert job(["s3://no-such-bucket/photos", "--weights", nr, "--output", out], spark) == 3
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    reset_s3_client()
+    try:
+        assert job(["s3://media/photos", "--weights", nr, "--output", out], spark) == 3
+    finally:
+        monkeypatch.undo()
+        reset_s3_client()
+
+
+def test_rows_say_what_was_wrong_and_scores_say_if_in_range(job, spark, tmp_path, weights_dir):
+    manifest = tmp_path / "m.parquet"
+    good = tmp_path / "good.png"
+    good.write_bytes(encode(make_image(64, 64)))
+    uris = [str(good), None, "", "gs://bucket/x.jpg", "file://otherhost/x.png"]
+    pd.DataFrame({"id": list("abcde"), "uri": uris}).to_parquet(manifest)
+    out = tmp_path / "out"
+    weights = tmp_path / "ranged.safetensors"  # declares 0..10; its scores sit near 50 +- 40
+    save_weights(
+        trained_like("wadiqam-nr"), weights, WeightsMeta("wadiqam-nr", score_range=[0.0, 10.0])
+    )
+    args = [str(manifest), "--weights", str(weights), "--output", str(out), "--max-error-rate", "1"]
+    assert job(args, spark) == 0
+    rows = pd.read_parquet(out / "scores").sort_values("id")
+    assert rows["error_code"].tolist() == [
+        None,
+        "bad_input",
+        "bad_input",
+        "unsupported_uri",
+        "unsupported_uri",
+    ]
+    score = rows["score"].iloc[0]
+    assert score > 10 and not rows["in_range"].iloc[0]  # kept, and flagged
+    assert rows["in_range"].iloc[1:].isna().all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == 4 and summary["out_of_range"] == 1
+
+
+def test_the_job_scores_with_the_default_weights_when_none_are_given(job, spark, library, tmp_path):
+    out = tmp_path / "out"
+    assert job([str(library), "--output", str(out)], spark) == 0
+    assert set(pd.read_parquet(out / "scores")["model"]) == {"wadiqam-nr"}
+
+
+def test_a_crash_between_the_two_renames_is_repaired(tmp_path):
+    target = tmp_path / "result"
+    with publish_atomically(target, overwrite=False) as staging:
+        (staging / "scores").write_text("first")
+    # the next run finished its staging folder, moved the old result away, then died
+    done = tmp_path / ".result.staging-deadbeef0001"
+    done.mkdir()
+    (done / "scores").write_text("second")
+    (done / COMPLETE_MARKER).write_text("x")
+    target.rename(tmp_path / ".result.old-deadbeef0001")
+    recover(target)
+    assert (target / "scores").read_text() == "second"
+    # a run that died before completing: the old result comes back
+    target.rename(tmp_path / ".result.old-deadbeef0002")
+    (tmp_path / ".result.staging-deadbeef0003").mkdir()
+    recover(target)
+    assert (target / "scores").read_text() == "second"
+    # leftovers of dead runs are cleaned; a live run's staging is kept
+    dead = tmp_path / ".result.staging-deadbeef0004"
+    dead.mkdir()
+    (dead / OWNER).write_text(
+        json.dumps({"host": os.uname().nodename, "pid": 2**22 + 7, "started": time.time()})
+    )
+    live = tmp_path / ".result.staging-deadbeef0005"
+    live.mkdir()
+    (live / OWNER).write_text(
+        json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "started": time.time()})
+    )
+    recover(target)
+    assert not dead.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".result.staging-deadbeef0005", "result"]
+
+
+@pytest.mark.slow
+def test_spark_submit_keeps_the_contracts_end_to_end(library, weights_dir, nan_weights, tmp_path):
+    """The real spark-submit: an --overwrite aimed at the input folder, NaN weights, a corrupt
+    manifest. Each gets its code and a one-line message, and nothing is lost. (spark-submit
+    hands the Python driver's stderr to its own stdout, so both are read.)"""
+    before = snapshot(library)
+    score = str(JOBS / "score.py")
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    overwrite = spark_submit(
+        "local[1]",
+        score,
+        str(library),
+        "--weights",
+        nr,
+        "--output",
+        str(library),
+        "--overwrite",
+        cwd=tmp_path,
+    )
+    assert overwrite.returncode == 2 and "overlaps the input" in overwrite.stdout
+    assert snapshot(library) == before
+    out = str(tmp_path / "out")
+    nan = spark_submit(
+        "local[1]",
+        score,
+        str(library),
+        "--weights",
+        str(nan_weights),
+        "--output",
+        out,
+        cwd=tmp_path,
+    )
+    assert nan.returncode == 3 and "NaN or infinite" in nan.stdout
+    assert "Traceback" not in nan.stdout + nan.stderr
+    corrupt = tmp_path / "m.parquet"
+    corrupt.write_bytes(b"PAR1 garbage PAR1")
+    bad = spark_submit(
+        "local[1]", score, str(corrupt), "--weights", nr, "--output", out, cwd=tmp_path
+    )
+    assert bad.returncode == 3 and "cannot read the manifest" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr and not Path(out).exists()
