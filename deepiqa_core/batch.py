@@ -50,18 +50,26 @@ from .weights import load_weights, weights_sha256
 if TYPE_CHECKING:
     import pandas as pd
 
-# (name, Spark SQL type) of every output column, in order; the job builds its schema from this.
+# (name, Spark SQL type) of what scoring says about a row (RowResult's fields), in order.
+RESULT_FIELDS: list[tuple[str, str]] = [
+    ("score", "double"),
+    ("num_patches", "int"),
+    ("in_range", "boolean"),
+    ("width", "int"),
+    ("height", "int"),
+    ("bytes", "bigint"),
+    ("error_code", "string"),
+    ("error_message", "string"),
+]
+# Every output column of a scores table, in order; the job builds its schema from this.
 OUTPUT_COLUMNS: list[tuple[str, str]] = [
     ("id", "string"),
     ("uri", "string"),
     ("ref_uri", "string"),
-    ("score", "double"),
-    ("num_patches", "int"),
-    ("in_range", "boolean"),
+    *RESULT_FIELDS[:6],
     ("model", "string"),
     ("model_sha256", "string"),
-    ("error_code", "string"),
-    ("error_message", "string"),
+    *RESULT_FIELDS[6:],
 ]
 PATCH_COLUMNS: list[tuple[str, str]] = [
     ("patch_y", "array<int>"),
@@ -106,8 +114,24 @@ def row_bytes(uri: Any, data: Any, config: BatchConfig | None = None) -> bytes:
     return bytes(data)
 
 
+@dataclass
+class Loaded:
+    """A decoded image and the size of the file it came from."""
+
+    pixels: np.ndarray
+    file_bytes: int
+
+    @property
+    def nbytes(self) -> int:  # what the decoders' memory budget counts
+        return self.pixels.nbytes
+
+
 def load_image(uri: Any, data: Any, config: BatchConfig) -> np.ndarray:
     """Read and decode one image, refusing it from its header when it has too many patches."""
+    return _load(uri, data, config).pixels
+
+
+def _load(uri: Any, data: Any, config: BatchConfig) -> Loaded:
     raw = row_bytes(uri, data, config)
     if config.max_patches is not None:
         height, width = image_size(raw)
@@ -117,7 +141,7 @@ def load_image(uri: Any, data: Any, config: BatchConfig) -> np.ndarray:
                 raise TooManyPatchesError(
                     f"{width}x{height} has {count} patches; the limit is {config.max_patches}"
                 )
-    return decode_image(raw, max_pixels=config.max_pixels)
+    return Loaded(decode_image(raw, max_pixels=config.max_pixels), len(raw))
 
 
 @dataclass
@@ -140,6 +164,9 @@ class RowResult:
     score: float | None = None
     num_patches: int | None = None
     in_range: bool | None = None  # the score within the model's declared range (None: no range)
+    width: int | None = None  # of the decoded image (None when it could not be decoded)
+    height: int | None = None
+    bytes: int | None = None  # of the file or object
     error_code: str | None = None
     error_message: str | None = None
     patch_y: np.ndarray | None = None
@@ -182,16 +209,20 @@ class BatchScorer:
         budget = self.config.decode_budget_mb * 2**20
         loads = decode_in_order(
             range(len(rows)),
-            lambda i: load_image(rows[i].uri, rows[i].image, self.config),
+            lambda i: _load(rows[i].uri, rows[i].image, self.config),
             self.config.decode_workers,
             max_pending_bytes=budget,
         )
-        for i, image in loads:
+        for i, loaded in loads:
             row = rows[i]
             try:
-                if isinstance(image, BaseException):
-                    raise image
+                if isinstance(loaded, BaseException):
+                    raise loaded
+                image = loaded.pixels
                 full_size = image.shape[:2]
+                result = results[i]
+                result.height, result.width = full_size
+                result.bytes = loaded.file_bytes
                 image, offset = self._crop(image, row.band)
                 feats = None
                 if self.scorer.full_reference:
@@ -248,7 +279,7 @@ class BatchScorer:
             "model": [self.model_name] * n,
             "model_sha256": [self.model_sha256] * n,
         }
-        for name in ("score", "num_patches", "in_range", "error_code", "error_message"):
+        for name, _ in RESULT_FIELDS:
             out[name] = [getattr(r, name) for r in results]
         if self.config.with_patches:
             for name, _ in PATCH_COLUMNS:

@@ -46,21 +46,23 @@ def is_image_name(name: str) -> bool:
 
 def list_images(source: str, *, recursive: bool = True) -> list[str]:
     """The image URIs (local paths or ``s3://`` URIs) ``source`` stands for, sorted."""
+    return sorted(iter_images(source, recursive=recursive))
+
+
+def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
+    """``list_images`` as a stream, unsorted: memory does not grow with the number of images
+    (the Spark jobs stage a listing in chunks)."""
     if is_s3(source):
-        return sorted(_list_s3(source, recursive))
-    return _list_local(source, recursive)
-
-
-def _list_local(source: str, recursive: bool) -> list[str]:
+        return _list_s3(source, recursive)
     path = local_path(source)
     if any(ch in str(path) for ch in GLOB_CHARS) and not os.path.lexists(path):
         anchor = Path(path.anchor) if path.is_absolute() else Path(".")
         pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
-        return sorted(str(p) for p in anchor.glob(pattern) if is_image_name(p.name))
+        return (str(p) for p in anchor.glob(pattern) if is_image_name(p.name))
     if path.is_dir():
-        return sorted(_walk(path, recursive))
+        return _walk(path, recursive)
     if os.path.lexists(path):  # a file, or a broken link, FIFO ...: named, so listed
-        return [str(path)]
+        return iter([str(path)])
     raise UsageError(f"{source} does not exist")
 
 

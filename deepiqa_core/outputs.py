@@ -25,9 +25,13 @@ MARKER = "_DEEPIQA_OUTPUT"
 LEGACY_SIGNS = (("_COMPLETE", "summary.json"), ("metrics.jsonl",), ("checkpoints",))
 
 
-def write_marker(folder: Path, kind: str) -> None:
+def marker_text(kind: str) -> str:
     record = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (folder / MARKER).write_text(json.dumps(record) + "\n")
+    return json.dumps(record) + "\n"
+
+
+def write_marker(folder: Path, kind: str) -> None:
+    (folder / MARKER).write_text(marker_text(kind))
 
 
 def is_deepiqa_output(folder: Path) -> bool:

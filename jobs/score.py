@@ -1,8 +1,6 @@
 """spark-submit jobs/score.py: batch image-quality scoring with DeepIQA on Spark.
 
-Arguments only; the job is ``deepiqa_core.spark.score_job`` (inputs listed on the driver or read
-from a manifest, FR images joined to their references, a pandas UDF scoring on the executors with
-the model broadcast once and loaded once per Python worker, outputs published atomically).
+Arguments only: the job is ``deepiqa_core.spark.score_job`` (its docstring tells the data flow).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from deepiqa_core.options import (
 )
 from deepiqa_core.spark.score_job import (
     DEFAULT_OUTPUT,
+    OUTPUT_HELP,
     Execution,
     ScoreJobSpec,
     default_specs,
@@ -33,13 +32,7 @@ from deepiqa_core.spark.session import run_job
 EPILOG = f"""\
 {INPUTS_HELP}
 
-output (--output DIR, written to a staging folder and renamed into place when complete):
-  DIR/scores/       Parquet, exactly one row per input: id, uri, ref_uri, score, num_patches,
-                    model, model_sha256, error_code, error_message (null when fine)
-  DIR/scores_csv/   with --csv
-  DIR/patches/      with --patches: id, patch_index, y, x, quality, weight per patch
-  DIR/summary.json  count, percentiles, errors by code, images/s, model loads
-  DIR/_COMPLETE     written last
+{OUTPUT_HELP}
 
 {ERROR_CODES_HELP}
 
@@ -50,8 +43,7 @@ examples:
   spark-submit jobs/score.py s3://media/2026/ --weights nr.safetensors --output out/nightly \\
       --csv --max-error-rate 0.01
   spark-submit jobs/score.py distorted/ --ref references/ --weights fr.safetensors --output out/fr
-  spark-submit --master 'local[4]' jobs/score.py manifest.parquet --weights nr.safetensors \\
-      --output out/m --patches
+  spark-submit jobs/score.py manifest.parquet --output hdfs:///scores/m --patches --resume
 """
 
 
@@ -65,10 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_input_arguments(p, input_help="folder, glob, file, s3:// prefix or manifest (see below)")
     p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
-    p.add_argument("--output", type=Path, help=f"output folder (default {DEFAULT_OUTPUT}/...)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--output", help=f"folder or URI to publish to (default {DEFAULT_OUTPUT}/...)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier deepiqa output")
+    p.add_argument("--resume", action="store_true", help="continue this run after a crash")
     p.add_argument("--csv", action="store_true", help="also write the scores as CSV")
     p.add_argument("--patches", action="store_true", help="also write the per-patch table")
+    p.add_argument(
+        "--pass-columns",
+        nargs="*",
+        metavar="COLUMN",
+        help="manifest columns copied to the score rows (default: all; none: no columns)",
+    )
     p.add_argument(
         "--tile-rows",
         type=positive,
@@ -87,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per Arrow batch sent to Python (image bytes are large)",
     )
     g.add_argument("--torch-threads", type=positive, help="default: spark.task.cpus")
+    g.add_argument(
+        "--chunk-rows",
+        type=positive,
+        default=defaults.chunk_rows,
+        help="rows scored and committed together: what --resume skips after a crash",
+    )
+    g.add_argument("--rows-per-file", type=positive, default=defaults.rows_per_file)
     g.add_argument("--fail-once-marker", help=argparse.SUPPRESS)  # testing aid
     return p
 
@@ -97,6 +103,8 @@ def execution(args: argparse.Namespace) -> Execution:
         rows_per_partition=args.rows_per_partition,
         arrow_batch_rows=args.arrow_batch_rows,
         torch_threads=args.torch_threads,
+        chunk_rows=args.chunk_rows,
+        rows_per_file=args.rows_per_file,
         fail_once_marker=args.fail_once_marker,
     )
 
@@ -116,9 +124,11 @@ def specs(args: argparse.Namespace) -> list[ScoreJobSpec]:
             weights=args.weights or default_weights(args.ref is not None),
             output=args.output,
             overwrite=args.overwrite,
+            resume=args.resume,
             csv=args.csv,
             patches=args.patches,
             tile_rows=args.tile_rows,
+            pass_columns=None if args.pass_columns is None else tuple(args.pass_columns),
             scoring=scoring,
             execution=execution(args),
         )

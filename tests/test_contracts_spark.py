@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from deepiqa_core import WeightsMeta, save_weights
 from deepiqa_core.sources import reset_s3_client
-from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish_atomically, recover
+from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish, recover
+from deepiqa_core.spark.storage import HadoopStorage, join
 
 from .conftest import JOBS, encode, load_job, make_image, spark_submit, trained_like
 
@@ -148,37 +150,37 @@ def test_the_job_scores_with_the_default_weights_when_none_are_given(job, spark,
     assert set(pd.read_parquet(out / "scores")["model"]) == {"wadiqam-nr"}
 
 
-def test_a_crash_between_the_two_renames_is_repaired(tmp_path):
-    target = tmp_path / "result"
-    with publish_atomically(target, overwrite=False) as staging:
-        (staging / "scores").write_text("first")
+def test_a_crash_between_the_two_renames_is_repaired(spark, tmp_path):
+    storage = HadoopStorage(spark, str(tmp_path))
+    target = storage.qualify(str(tmp_path / "result"))
+    with publish(spark, target, overwrite=False, key="k1") as run:
+        storage.write_text(run.path("scores"), "first")
+    assert storage.read_text(join(target, "scores")) == "first"
     # the next run finished its staging folder, moved the old result away, then died
-    done = tmp_path / ".result.staging-deadbeef0001"
+    done = tmp_path / ".result.staging-k2"
     done.mkdir()
     (done / "scores").write_text("second")
     (done / COMPLETE_MARKER).write_text("x")
-    target.rename(tmp_path / ".result.old-deadbeef0001")
-    recover(target)
-    assert (target / "scores").read_text() == "second"
+    (tmp_path / "result").rename(tmp_path / ".result.old-k2")
+    recover(storage, target)
+    assert (tmp_path / "result" / "scores").read_text() == "second"
     # a run that died before completing: the old result comes back
-    target.rename(tmp_path / ".result.old-deadbeef0002")
-    (tmp_path / ".result.staging-deadbeef0003").mkdir()
-    recover(target)
-    assert (target / "scores").read_text() == "second"
+    (tmp_path / "result").rename(tmp_path / ".result.old-k3")
+    (tmp_path / ".result.staging-k3").mkdir()
+    recover(storage, target)
+    assert (tmp_path / "result" / "scores").read_text() == "second"
     # leftovers of dead runs are cleaned; a live run's staging is kept
-    dead = tmp_path / ".result.staging-deadbeef0004"
+    host = socket.gethostname()
+    dead = tmp_path / ".result.staging-k4"
     dead.mkdir()
-    (dead / OWNER).write_text(
-        json.dumps({"host": os.uname().nodename, "pid": 2**22 + 7, "started": time.time()})
-    )
-    live = tmp_path / ".result.staging-deadbeef0005"
+    (dead / OWNER).write_text(json.dumps({"host": host, "pid": 2**22 + 7, "started": time.time()}))
+    live = tmp_path / ".result.staging-k5"
     live.mkdir()
     (live / OWNER).write_text(
-        json.dumps({"host": os.uname().nodename, "pid": os.getpid(), "started": time.time()})
+        json.dumps({"host": host, "pid": os.getpid(), "started": time.time()})
     )
-    recover(target)
-    assert not dead.exists() and live.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".result.staging-deadbeef0005", "result"]
+    recover(storage, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".result.staging-k5", "result"]
 
 
 @pytest.mark.slow

@@ -322,6 +322,7 @@ def test_huge_images_tiled_across_tasks_score_as_when_whole(spark, photos, weigh
     assert tall["y"].max() == 17 * 32 and tall["x"].tolist()[:4] == [0, 32, 64, 0]
 
 
+@pytest.mark.slow
 def test_tiled_full_reference_scores_as_when_whole(spark, fr_tree, weights_dir, tmp_path):
     refs, dist = fr_tree
     weights = weights_dir / "wadiqam-fr.safetensors"

@@ -124,11 +124,13 @@ def test_score_images_keeps_the_users_columns(spark, weights_dir, tmp_path):
     df = spark.createDataFrame(rows, "path string, n int, note string")
     scored = score_images(df, weights, uri_col="path").orderBy("n").toPandas()
     assert scored.columns.tolist() == [
-        *["path", "n", "note", "score", "num_patches", "in_range", "error_code", "error_message"],
-        *["model", "model_sha256"],
+        *["path", "n", "note", "score", "num_patches", "in_range", "width", "height", "bytes"],
+        *["error_code", "error_message", "model", "model_sha256"],
     ]
     assert scored["n"].tolist() == [0, 1, 2, 3] and scored["note"].tolist()[:2] == ["note 0", None]
     assert scored["error_code"].tolist() == [None, None, None, "missing"]
+    assert scored["width"].tolist()[:3] == [96] * 3 and scored["height"].tolist()[:3] == [64] * 3
+    assert scored["bytes"][0] == paths[0].stat().st_size
     assert scored["score"][0] == pytest.approx(
         library_score(weights, paths[0].read_bytes()), abs=1e-5
     )

@@ -10,7 +10,9 @@ For users' own pipelines::
 
 Modules: ``scoring`` (``score_images``, ``BroadcastModel``), ``udf`` (the executor side),
 ``inputs`` / ``pairing`` (listing, manifests, the FR join), ``tiles``, ``patches``, ``summary``,
-``publish``, ``session`` (every job's ``main``), and one module per job: ``score_job``,
+``storage`` (outputs through the cluster's Hadoop file system layer, or boto3 for ``s3://``),
+``publish`` (rename or pointer publishing, resume, crash repair), ``export`` (the executor-side
+S3 writer), ``session`` (every job's ``main``), and one module per job: ``score_job``,
 ``evaluate_job``, ``synthesize_job``, ``train_job``.
 """
 

@@ -16,6 +16,7 @@ from ..options import InputSpec, ScoringOptions
 from ..outputs import check_replaceable, check_separate, write_marker
 from ..training.options import DataSource
 from .score_job import ScoreJobSpec, run_score_job
+from .storage import join
 from .summary import format_summary
 
 
@@ -51,7 +52,7 @@ def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
     )
     summary = run_score_job(spark, scoring)
     print(format_summary(summary))
-    scores = spark.read.parquet(str(out / "scores" / "scores")).toPandas()
+    scores = spark.read.parquet(join(summary["output"], "scores")).toPandas()
     frame = manifest.merge(
         scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),
         on="id",

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from ..batch import OUTPUT_COLUMNS
 from ..errors import ManifestError
 from ..exits import UsageError
 from ..inputs import check_references, manifest_columns
 from ..inputs import read_table as read_pandas_table
-from ..listing import list_images
+from ..listing import iter_images, list_images
 from ..options import InputSpec, is_manifest
 from ..sources import is_s3
 from .pairing import attach_references
@@ -44,39 +45,138 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def listed(spark: SparkSession, source: str, recursive: bool, column: str) -> DataFrame:
-    uris = list_images(source, recursive=recursive)
-    return spark.createDataFrame([(u,) for u in uris], f"{column} string")
+# output columns a passed-through manifest column must not shadow
+SCORE_NAMES = (*(name for name, _ in OUTPUT_COLUMNS), "_chunk", "tile_row_start", "tile_row_stop")
+ROLE_COLUMNS = ("id", "uri", "ref_uri", "image", "ref_image")
+MANIFEST_PREFIX = "manifest_"  # a passed-through manifest column named like an output column
+LISTING_BATCH = 100_000
 
 
-def read_inputs(spark: SparkSession, spec: InputSpec, full_reference: bool, variant: str):
-    """``id, uri[, image][, ref_uri]`` for every image ``spec`` stands for."""
+def listed(
+    spark: SparkSession,
+    source: str,
+    recursive: bool,
+    column: str,
+    stage: str | None = None,
+    batch_size: int = LISTING_BATCH,
+) -> DataFrame:
+    """The listing rule's URIs as a one-column DataFrame. With ``stage`` (a Spark-writable
+    folder), a listing longer than ``batch_size`` paths is streamed there in batches, so the
+    driver's memory does not grow with it; a shorter one (or any, without ``stage``) is held on
+    the driver. Relative local paths become absolute: executors do not run in the driver's
+    folder."""
+    if stage is None:
+        uris = list_images(source, recursive=recursive)
+        return spark.createDataFrame([(_absolute(u),) for u in uris], f"{column} string")
+    stream = iter_images(source, recursive=recursive)
+    first = [(_absolute(u),) for _, u in zip(range(batch_size), stream, strict=False)]
+    if len(first) < batch_size:
+        return spark.createDataFrame(first, f"{column} string")
+    batch: list[tuple[str]] = first
+    written = False
+
+    def flush() -> None:
+        nonlocal written
+        frame = spark.createDataFrame(batch, f"{column} string")
+        frame.write.mode("append" if written else "overwrite").parquet(stage)
+        written = True
+        batch.clear()
+
+    for uri in stream:
+        batch.append((_absolute(uri),))
+        if len(batch) >= batch_size:
+            flush()
+    if batch or not written:
+        flush()
+    return spark.read.parquet(stage)
+
+
+def _absolute(uri: str) -> str:
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
+def read_inputs(
+    spark: SparkSession,
+    spec: InputSpec,
+    full_reference: bool,
+    variant: str,
+    *,
+    pass_columns: tuple[str, ...] | None = (),
+    stage: str | None = None,
+    listing_batch: int = LISTING_BATCH,
+) -> DataFrame:
+    """``id, uri[, image][, ref_uri][, ref_image]`` for every image ``spec`` stands for.
+
+    ``pass_columns``: a manifest's other columns to keep (None: all; a name that clashes with
+    an output column gets the ``manifest_`` prefix). Without an id column the id is the uri,
+    made unique (``#2``, ``#3`` ... for repeats). ``stage``: a folder to stream listings into
+    (see ``listed``).
+    """
+    listing_stage = None if stage is None else f"{stage.rstrip('/')}/_listing"
     if spec.is_manifest:
-        table = read_table(spark, spec.source)
-        cols = manifest_columns(table.columns, spec)
-        has_refs = cols.ref_uri is not None or cols.ref_image is not None
-        check_references(spec, full_reference, variant, has_refs)
-        uri = F.col(f"`{cols.uri}`").cast("string") if cols.uri else F.lit(None).cast("string")
-        picked = [uri.alias("uri")]
-        row_id = F.col(f"`{cols.id}`").cast("string") if cols.id else uri
-        picked.insert(0, row_id.alias("id"))
-        if cols.image:
-            picked.append(F.col(f"`{cols.image}`").alias("image"))
-        if cols.ref_uri and full_reference:
-            picked.append(F.col(f"`{cols.ref_uri}`").cast("string").alias("ref_uri"))
-        if cols.ref_image and full_reference:
-            picked.append(F.col(f"`{cols.ref_image}`").alias("ref_image"))
-        items = table.select(*picked)
+        items = _manifest_items(spark, spec, full_reference, variant, pass_columns)
     else:
         check_references(spec, full_reference, variant, False)
-        items = listed(spark, spec.source, spec.recursive, "uri").withColumn("id", F.col("uri"))
-        items = items.select("id", "uri")
+        uris = listed(spark, spec.source, spec.recursive, "uri", listing_stage, listing_batch)
+        items = uris.select(F.col("uri").alias("id"), "uri")
     if full_reference and spec.ref is not None:
-        items = attach_references(items, read_references(spark, spec), spec.pair_regex)
+        ref_stage = None if stage is None else f"{stage.rstrip('/')}/_refs"
+        refs = read_references(spark, spec, ref_stage, listing_batch)
+        items = attach_references(items, refs, spec.pair_regex)
     return items
 
 
-def read_references(spark: SparkSession, spec: InputSpec) -> DataFrame:
+def _manifest_items(
+    spark: SparkSession,
+    spec: InputSpec,
+    full_reference: bool,
+    variant: str,
+    pass_columns: tuple[str, ...] | None,
+) -> DataFrame:
+    table = read_table(spark, spec.source)
+    cols = manifest_columns(table.columns, spec)
+    has_refs = cols.ref_uri is not None or cols.ref_image is not None
+    check_references(spec, full_reference, variant, has_refs)
+    uri = F.col(f"`{cols.uri}`").cast("string") if cols.uri else F.lit(None).cast("string")
+    picked = [uri.alias("uri")]
+    if cols.image:
+        picked.append(F.col(f"`{cols.image}`").alias("image"))
+    if cols.ref_uri and full_reference:
+        picked.append(F.col(f"`{cols.ref_uri}`").cast("string").alias("ref_uri"))
+    if cols.ref_image and full_reference:
+        picked.append(F.col(f"`{cols.ref_image}`").alias("ref_image"))
+    roles = {c for c in (cols.id, cols.uri, cols.image, cols.ref_uri, cols.ref_image) if c}
+    others = [c for c in table.columns if c not in roles]
+    if pass_columns is not None:
+        unknown = sorted(set(pass_columns) - set(others))
+        if unknown:
+            raise UsageError(f"--pass-columns: the manifest has no columns {unknown}")
+        others = [c for c in others if c in pass_columns]
+    clash = set(SCORE_NAMES) | set(ROLE_COLUMNS)
+    passed = [F.col(f"`{c}`").alias(MANIFEST_PREFIX + c if c in clash else c) for c in others]
+    if cols.id:
+        return table.select(F.col(f"`{cols.id}`").cast("string").alias("id"), *picked, *passed)
+    return _unique_ids(table.select(*picked, *passed))
+
+
+def _unique_ids(items: DataFrame) -> DataFrame:
+    """The id rule without an id column: the uri; a uri that occurs again gets ``#2``, ``#3``
+    ... in manifest order, so ids never collide (and partitions by id never skew)."""
+    numbered = items.withColumn("_order", F.monotonically_increasing_id()).withColumn(
+        "_n", F.row_number().over(Window.partitionBy("uri").orderBy("_order"))
+    )
+    ident = F.when(F.col("_n") == 1, F.col("uri")).otherwise(
+        F.concat(F.col("uri"), F.lit("#"), F.col("_n").cast("string"))
+    )
+    return numbered.select(ident.alias("id"), "*").drop("_order", "_n")
+
+
+def read_references(
+    spark: SparkSession,
+    spec: InputSpec,
+    stage: str | None = None,
+    listing_batch: int = LISTING_BATCH,
+) -> DataFrame:
     """``ref_uri`` for every reference ``--ref`` stands for (a manifest's uri column, or a
     listing); none at all is a usage error, as in the CLI."""
     assert spec.ref is not None
@@ -85,10 +185,9 @@ def read_references(spark: SparkSession, spec: InputSpec) -> DataFrame:
         if spec.uri_column not in table.columns:
             raise UsageError(f"the reference manifest has no {spec.uri_column!r} column")
         refs = table.select(F.col(f"`{spec.uri_column}`").cast("string").alias("ref_uri"))
-        empty = refs.where(F.col("ref_uri").isNotNull()).limit(1).count() == 0
+        refs = refs.where(F.col("ref_uri").isNotNull())
     else:
-        refs = listed(spark, spec.ref, spec.recursive, "ref_uri")
-        empty = refs.isEmpty()
-    if empty:
+        refs = listed(spark, spec.ref, spec.recursive, "ref_uri", stage, listing_batch)
+    if refs.isEmpty():
         raise UsageError(f"no references found in --ref {spec.ref}")
     return refs

@@ -1,52 +1,95 @@
-"""Publishing a job's output folder atomically (driver side, on a file system it can rename).
+"""Publishing a job's output atomically, on any file system the cluster writes (driver side).
 
-A run writes everything into ``.<name>.staging-<run>`` beside the target, marks it complete
-(``_COMPLETE`` last), then swaps it in: the old target is renamed to ``.<name>.old-<run>``, the
-staging folder to the target, and the old one is deleted. A crash can leave three states, and
-the next run for the same target repairs each before it starts (``recover``):
+A run writes into a private work folder (``Run.work``) and only publishing makes it visible:
 
-* no target, a complete staging folder: a run that finished but was cut between the two renames
-  is published (the newest such folder);
-* no target, no complete staging, an ``.old-`` folder: the previous result is put back;
-* staging folders of runs that are gone (their process is dead on this host, or they started
-  more than a day ago) and every ``.old-`` folder once a result is in place: deleted.
+* **rename** (``file:``, ``hdfs:``: directory rename is atomic). The work folder is
+  ``.<name>.staging-<key>`` beside the target; when complete (``_COMPLETE`` last) it replaces the
+  target: old target renamed to ``.<name>.old-<key>``, staging renamed to the target, old deleted.
+  The result is read at ``OUT/scores`` etc.
+* **pointer** (object stores, where "rename" is a copy: ``s3a:``, ``gs:``, ``abfss:``, ``dbfs:``,
+  and ``s3://`` through boto3). The run writes ``OUT/runs/<stamp>-<key>/`` and is published by
+  writing the small file ``OUT/_LATEST`` last (one PUT: atomic), which names the run folder;
+  readers follow it (``published_uri``). Older runs are deleted after the pointer moves.
+  ``s3://`` without a Hadoop S3 connector: Spark cannot write there, so the work folder lives on
+  the default file system (``<fs.defaultFS>/tmp/deepiqa-staging/``) and the finished datasets
+  are exported by an executor-side writer (``export``) with the same commit rule.
 
-One run per target at a time: two runs publishing the same folder at once are not supported.
-
-Only folders deepiqa made are ever replaced (``deepiqa_core.outputs``).
+``key`` is the run's fingerprint (inputs, weights, options): ``--resume`` finds the unfinished
+work folder of the same run and continues it. Crashes are repaired by the next run for the same
+target (``recover``): a finished but unpublished rename is published, a half-swapped target is
+put back, and work folders of dead runs (``_OWNER.json``: host, pid, start) are deleted. One run
+per target at a time. Only outputs deepiqa made are ever replaced (``_DEEPIQA_OUTPUT``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import socket
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
-from ..exits import OutputExistsError
-from ..outputs import check_replaceable, write_marker
+from ..exits import OutputExistsError, UsageError
+from ..outputs import LEGACY_SIGNS, MARKER, marker_text
+from .storage import HadoopStorage, Storage, join, parent_and_name, storage_for
 
 COMPLETE_MARKER = "_COMPLETE"
 OWNER = "_OWNER.json"
+POINTER = "_LATEST"
+RUNS = "runs"
 STALE_SECONDS = 24 * 3600
+STAGING_ROOT = "/tmp/deepiqa-staging"
 
 
-def _siblings(target: Path, kind: str) -> list[Path]:
-    return sorted(target.parent.glob(f".{target.name}.{kind}-*"))
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _alive(folder: Path) -> bool:
-    """Whether the run writing staging ``folder`` may still be at work: its ``_OWNER.json``
-    names a live process on this host, or a run elsewhere started less than a day ago. A
-    folder without one was finished or abandoned (a run removes it when it completes)."""
+@dataclass
+class Run:
+    """One run's private work folder (Spark-writable) and how it will be published."""
+
+    work: str
+    storage: Storage
+    resumed: bool
+    mode: str  # "rename" | "pointer"
+    target: str
+    published: str = ""  # where readers find the result, once published
+    exported: bool = False  # copied to s3:// by an executor-side writer when complete
+
+    @property
+    def run_id(self) -> str:
+        return (
+            self.published.rstrip("/").rsplit("/", 1)[-1]
+            if self.mode == "pointer"
+            else (self.work.rstrip("/").rsplit("-", 1)[-1])
+        )
+
+    def path(self, *parts: str) -> str:
+        return join(self.work, *parts)
+
+    def local(self, uri: str) -> str:
+        """A ``file:`` URI as a plain path, for code that writes with Python's own I/O."""
+        if uri.startswith("file:"):
+            return "/" + uri.removeprefix("file:").lstrip("/")
+        if "://" in uri or uri.startswith(("hdfs:", "dbfs:")):
+            raise UsageError(f"{uri} is not on a local (or mounted) file system")
+        return uri
+
+
+def _owner_record() -> str:
+    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+
+
+def _alive(storage: Storage, folder: str) -> bool:
+    """Whether the run that owns ``folder`` may still be writing it (see the module docstring)."""
     try:
-        owner = json.loads((folder / OWNER).read_text())
-    except (OSError, ValueError):
+        owner = json.loads(storage.read_text(join(folder, OWNER)) or "")
+    except ValueError:
         return False
     if time.time() - owner.get("started", 0) > STALE_SECONDS:
         return False
@@ -61,49 +104,215 @@ def _alive(folder: Path) -> bool:
     return True
 
 
-def recover(target: Path) -> None:
-    """Repair what a crashed run left beside ``target`` (see the module docstring)."""
-    if not target.parent.is_dir():
+def is_deepiqa_output(storage: Storage, target: str) -> bool:
+    if storage.exists(join(target, MARKER)):
+        return True
+    return any(all(storage.exists(join(target, n)) for n in sign) for sign in LEGACY_SIGNS)
+
+
+def _check_target(storage: Storage, target: str, overwrite: bool) -> None:
+    if not storage.exists(target) or not storage.list(target):
         return
-    if not target.exists():
-        complete = [s for s in _siblings(target, "staging") if (s / COMPLETE_MARKER).exists()]
-        olds = _siblings(target, "old")
+    if not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    if not is_deepiqa_output(storage, target):
+        raise UsageError(
+            f"refusing to replace {target}: it is not a deepiqa output (no {MARKER}); "
+            "choose another --output, or remove it yourself"
+        )
+
+
+def published_uri(storage: Storage, target: str) -> str | None:
+    """Where the latest published result of ``target`` is (pointer or rename layout)."""
+    pointer = storage.read_text(join(target, POINTER))
+    if pointer:
+        return join(target, json.loads(pointer)["run"])
+    return target if storage.exists(join(target, COMPLETE_MARKER)) else None
+
+
+# --- rename -------------------------------------------------------------------------------
+
+
+def _siblings(storage: Storage, target: str, kind: str) -> list[str]:
+    parent, name = parent_and_name(target)
+    prefix = f".{name}.{kind}-"
+    return [join(parent, n) for n in storage.list(parent) if n.startswith(prefix)]
+
+
+def recover(storage: Storage, target: str, keep: str | None = None) -> None:
+    """Repair what crashed runs left beside ``target`` (rename layout); ``keep``: a work
+    folder being resumed."""
+    if not storage.exists(target):
+        stagings = _siblings(storage, target, "staging")
+        complete = [s for s in stagings if storage.exists(join(s, COMPLETE_MARKER))]
+        olds = _siblings(storage, target, "old")
         if complete:
-            max(complete, key=lambda s: (s / COMPLETE_MARKER).stat().st_mtime).rename(target)
+            newest = max(complete, key=lambda s: storage.modified(join(s, COMPLETE_MARKER)))
+            storage.rename(newest, target)
         elif olds:
-            max(olds, key=lambda s: s.stat().st_mtime).rename(target)
-    for folder in _siblings(target, "old"):  # superseded once a result is in place
-        shutil.rmtree(folder, ignore_errors=True)
-    for folder in _siblings(target, "staging"):
-        if not _alive(folder):
-            shutil.rmtree(folder, ignore_errors=True)
+            storage.rename(max(olds, key=storage.modified), target)
+    for folder in _siblings(storage, target, "old"):  # superseded once a result is in place
+        storage.delete(folder)
+    for folder in _siblings(storage, target, "staging"):
+        if folder != keep and not _alive(storage, folder):
+            storage.delete(folder)
 
 
 @contextmanager
-def publish_atomically(target: Path, overwrite: bool, kind: str = "score") -> Iterator[Path]:
-    """Yield a private staging folder; on success it replaces ``target`` by rename."""
-    target = target.absolute()
-    recover(target)
-    if target.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
-        check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    run_id = uuid.uuid4().hex[:12]
-    staging = target.parent / f".{target.name}.staging-{run_id}"
-    staging.mkdir()
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-    (staging / OWNER).write_text(json.dumps(owner))
+def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, key: str):
+    parent, name = parent_and_name(target)
+    work = join(parent, f".{name}.staging-{key}")
+    resumable = resume and storage.exists(work) and not storage.exists(join(work, COMPLETE_MARKER))
+    if resumable and _alive(storage, work):
+        raise UsageError(f"another run is writing {work}; wait for it or stop it")
+    recover(storage, target, keep=work if resumable else None)
+    _check_target(storage, target, overwrite)
+    if not resumable and storage.exists(work):
+        storage.delete(work)
+    storage.mkdirs(work)
+    storage.write_text(join(work, OWNER), _owner_record())
+    run = Run(work, storage, resumable, "rename", target, published=target)
     try:
-        yield staging
-        write_marker(staging, kind)
-        (staging / OWNER).unlink()
-        (staging / COMPLETE_MARKER).write_text(run_id + "\n")
-        old = target.parent / f".{target.name}.old-{run_id}"
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        yield run
+    finally:
+        storage.delete(join(work, OWNER))  # resumable with --resume; cleaned up otherwise
+    storage.write_text(join(work, COMPLETE_MARKER), _now() + "\n")
+    old = join(parent, f".{name}.old-{key}")
+    if storage.exists(target):
+        storage.rename(target, old)
+    storage.rename(work, target)
+    if storage.exists(old):
+        storage.delete(old)
+
+
+# --- pointer ------------------------------------------------------------------------------
+
+
+def _runs(storage: Storage, target: str) -> list[str]:
+    return storage.list(join(target, RUNS))
+
+
+def _pointer_cleanup(storage: Storage, target: str, keep: set[str]) -> None:
+    for name in _runs(storage, target):
+        folder = join(target, RUNS, name)
+        if name not in keep and not _alive(storage, folder):
+            storage.delete(folder)
+
+
+def _new_name(key: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{key}"
+
+
+def _claim(storage: Storage, target: str, overwrite: bool, resumable: bool) -> str | None:
+    """Check ``target`` may be written (pointer layout); returns the published run's name.
+
+    A target that has anything in it must be a deepiqa output; one with a published result needs
+    --overwrite (or --resume of its unfinished successor). An empty or new target is marked as
+    deepiqa's at once, so a crashed first run's leftovers are recognised later."""
+    pointer = storage.read_text(join(target, POINTER))
+    current = json.loads(pointer)["run"].split("/", 1)[1] if pointer else None
+    if storage.exists(target) and storage.list(target):
+        if not is_deepiqa_output(storage, target):
+            raise UsageError(
+                f"refusing to write into {target}: it is not a deepiqa output (no {MARKER})"
+            )
+        if current and not overwrite and not resumable:
+            raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    else:
+        storage.write_text(join(target, MARKER), marker_text("score"))
+    return current
+
+
+@contextmanager
+def _pointer_run(
+    storage: Storage,
+    target: str,
+    overwrite: bool,
+    resume: bool,
+    key: str,
+    work_storage: Storage,
+    work_root: str | None,
+    export: Callable[[Run], None] | None,
+):
+    """Pointer publishing; with ``export``, the work folder lives under ``work_root`` (on the
+    default file system) and is copied to the target when complete."""
+    if export is not None:
+        work = join(work_root or "", key)
+        unfinished = work_storage.exists(work) and not work_storage.exists(
+            join(work, COMPLETE_MARKER)
+        )
+        resumable = resume and unfinished
+        name = _new_name(key)
+    else:
+        unfinished = [
+            n
+            for n in _runs(storage, target)
+            if n.endswith(f"-{key}") and not storage.exists(join(target, RUNS, n, COMPLETE_MARKER))
+        ]
+        resumable = resume and bool(unfinished)
+        name = max(unfinished) if resumable else _new_name(key)
+        work = join(target, RUNS, name)
+    if resumable and _alive(work_storage, work):
+        raise UsageError(f"another run is writing {work}; wait for it or stop it")
+    current = _claim(storage, target, overwrite, resumable)
+    _pointer_cleanup(storage, target, keep={n for n in (current, name) if n})
+    if not resumable and work_storage.exists(work):
+        work_storage.delete(work)
+    work_storage.mkdirs(work)
+    work_storage.write_text(join(work, OWNER), _owner_record())
+    run_folder = join(target, RUNS, name)
+    run = Run(work, work_storage, resumable, "pointer", target, run_folder, export is not None)
+    try:
+        yield run
+    finally:
+        work_storage.delete(join(work, OWNER))  # resumable with --resume; cleaned up otherwise
+    if export is not None:
+        export(run)
+    storage.write_text(join(run_folder, COMPLETE_MARKER), _now() + "\n")
+    record = {"run": f"{RUNS}/{name}", "published": _now()}
+    storage.write_text(join(target, POINTER), json.dumps(record) + "\n")
+    _pointer_cleanup(storage, target, keep={name})
+    if export is not None:
+        work_storage.delete(work)
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    """A short, stable key for what a run is (the same inputs, weights and options)."""
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def publish(
+    spark: Any,
+    target: str,
+    *,
+    overwrite: bool,
+    resume: bool = False,
+    key: str,
+    kind: str = "score",
+    export: Callable[[Run], None] | None = None,
+) -> Iterator[Run]:
+    """A work folder for one run of ``target``; published when the block completes.
+
+    ``export(run)`` copies the finished work folder to an ``s3://`` target through boto3 (only
+    called when Spark cannot write the target itself).
+    """
+    storage, spark_writes = storage_for(spark, target)
+    if isinstance(storage, HadoopStorage):
+        target = storage.qualify(target)
+    if spark_writes and storage.atomic_rename:
+        with _rename_run(storage, target, overwrite, resume, key) as run:
+            yield run
+            storage.write_text(join(run.work, MARKER), marker_text(kind))
+        return
+    if spark_writes:
+        with _pointer_run(storage, target, overwrite, resume, key, storage, None, None) as run:
+            yield run
+        return
+    if export is None:
+        raise UsageError(f"--output {target}: Spark cannot write there and this job cannot export")
+    default_fs = HadoopStorage(spark, STAGING_ROOT)
+    root = join(default_fs.qualify(STAGING_ROOT), hashlib.sha256(target.encode()).hexdigest()[:12])
+    with _pointer_run(storage, target, overwrite, resume, key, default_fs, root, export) as run:
+        yield run

@@ -1,61 +1,84 @@
-"""The batch scoring job (``spark-submit jobs/score.py``): inputs -> scores, published atomically.
+"""The batch scoring job (``spark-submit jobs/score.py``): inputs -> scores, published atomically
+on any file system the cluster writes, resumable, with a driver that stays small at 10M rows.
 
-One image's way through it: ``read_inputs`` lists the folder / prefix on the driver (or reads
-the manifest with Spark), FR rows are joined to their references (``attach_references``) and
-co-located by reference; the rows are repartitioned and ``BroadcastModel.score`` runs the pandas
-UDF on the executors (fetch bytes -> decode -> patches -> one forward pass over the patches of
-many images -> per-image pooling); the score rows are written to a staging folder beside the
-output and renamed into place with ``summary.json`` and ``_COMPLETE``.
+One image's way through it:
+
+1. ``publish`` opens a private work folder for the run (keyed by the run's fingerprint, so
+   ``--resume`` finds an unfinished one).
+2. ``stage_items`` writes the rows to score into ``_items/`` once: a folder or prefix is listed as
+   a stream, written in batches (driver memory does not grow with the listing); a manifest is
+   read by Spark; FR images are joined to their references; ids are made unique; each row gets
+   its chunk, ``xxhash64(id) mod chunks``.
+3. ``score_chunks`` scores one chunk at a time (rows repartitioned, FR rows co-located by
+   reference; the pandas UDF runs on the executors: fetch -> decode -> patches -> network ->
+   pooling) and commits it to ``_chunks/chunk-NNNNN`` (``_DONE`` last). A resumed run skips
+   committed chunks.
+4. ``write_outputs`` turns the chunks into ``scores/`` (files of ``rows_per_file`` rows),
+   ``scores_csv/`` and ``patches/``, and ``summary.json`` (approximate percentiles: the driver
+   never collects scores); then the run is published (rename, or pointer on object stores,
+   with an executor-side export to ``s3://`` when Spark cannot write it).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from .. import __version__
+from ..batch import OUTPUT_COLUMNS
 from ..defaults import DEFAULT_WEIGHTS, SAMPLES
 from ..errors import DeepIQAError, ManifestError
-from ..exits import ExitCode, UsageError, threshold_code
+from ..exits import ExitCode, threshold_code
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_separate
+from .export import export_dataset
 from .inputs import read_inputs
 from .patches import explode_patches
-from .publish import publish_atomically
+from .publish import Run, fingerprint, publish
 from .scoring import BroadcastModel
+from .storage import join
 from .summary import format_summary, summarise
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
 
-SCORE_COLUMNS = [
-    "id",
-    "uri",
-    "ref_uri",
-    "score",
-    "num_patches",
-    "in_range",
-    "model",
-    "model_sha256",
-    "error_code",
-    "error_message",
-]
+SCORE_COLUMNS = [name for name, _ in OUTPUT_COLUMNS]
+SCRATCH = ("_items", "_items.json", "_listing", "_refs", "_chunks")
 DEFAULT_OUTPUT = Path("output/score-default")
+OUTPUT_HELP = """\
+output (--output OUT: a path, or a URI the cluster writes: hdfs://, s3a://, gs://, abfss://,
+dbfs:/; s3:// also without an S3 connector, through boto3). A path on a local or HDFS file
+system is written to a staging folder and renamed into place; on object stores each run is
+OUT/runs/<run>/ and OUT/_LATEST (written last) names the published one. In the result:
+  scores/       Parquet, exactly one row per input: id, uri, ref_uri, score, num_patches,
+                in_range, width, height, bytes, model, model_sha256, error_code,
+                error_message, then the manifest's own columns (--pass-columns)
+  scores_csv/   with --csv
+  patches/      with --patches: id, patch_index, y, x, quality, weight per patch
+  summary.json  counts, errors by code, percentiles, timings, arguments, versions
+  _COMPLETE     written last; _DEEPIQA_OUTPUT marks a folder --overwrite may replace"""
 
 
 @dataclass(frozen=True)
 class Execution:
     """How the work is spread over Spark."""
 
-    partitions: int | None = None  # default: max(default parallelism, rows / rows_per_partition)
-    rows_per_partition: int = 256
+    partitions: int | None = None  # per chunk; default: chunk rows / rows_per_partition
+    rows_per_partition: int = 1000  # fewer, longer tasks: the driver tracks every task
     arrow_batch_rows: int = 64  # image bytes are large: far fewer than Spark's 10,000
     torch_threads: int | None = None  # default: spark.task.cpus
+    chunk_rows: int = 250_000  # rows committed together: what --resume can skip
+    rows_per_file: int = 500_000  # rows per output Parquet file (~100 MB)
+    listing_batch: int = 100_000  # listed paths the driver holds before writing them out
     fail_once_marker: str | None = None  # testing aid, see ScoreBatches
 
 
@@ -65,31 +88,35 @@ class ScoreJobSpec:
 
     inputs: InputSpec
     weights: Path
-    output: Path
+    output: str | Path  # a path or URI the cluster can write, or s3://
     overwrite: bool = False
+    resume: bool = False
     csv: bool = False
     patches: bool = False
     tile_rows: int | None = None
+    pass_columns: tuple[str, ...] | None = None  # manifest columns kept; None: all
     scoring: ScoringOptions = field(default_factory=ScoringOptions)
     execution: Execution = field(default_factory=Execution)
 
 
 def default_specs(
-    output: Path | None, overwrite: bool, scoring: ScoringOptions, execution: Execution
+    output: str | Path | None, overwrite: bool, scoring: ScoringOptions, execution: Execution
 ) -> list[ScoreJobSpec]:
     """No INPUT: NR over the sample photos, FR over the sample pairs, the shipped weights.
 
     The default output folder is refreshed on every default run (it only ever holds this).
     """
-    out = output or DEFAULT_OUTPUT
+    out = str(output or DEFAULT_OUTPUT)  # a string: URIs must keep their "//"
     replace_it = overwrite or output is None
     common = {"scoring": scoring, "execution": execution, "overwrite": replace_it}
     return [
-        ScoreJobSpec(InputSpec(str(SAMPLES / "nr")), DEFAULT_WEIGHTS["nr"], out / "nr", **common),
+        ScoreJobSpec(
+            InputSpec(str(SAMPLES / "nr")), DEFAULT_WEIGHTS["nr"], join(out, "nr"), **common
+        ),
         ScoreJobSpec(
             InputSpec(str(SAMPLES / "fr" / "distorted"), ref=str(SAMPLES / "fr" / "reference")),
             DEFAULT_WEIGHTS["fr"],
-            out / "fr",
+            join(out, "fr"),
             **common,
         ),
     ]
@@ -126,62 +153,141 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
     return worst
 
 
+def _is_local(uri: str) -> bool:
+    return urlparse(uri).scheme in ("", "file")
+
+
+def _identity(spec: ScoreJobSpec, sha: str) -> dict:
+    """What makes two runs the same run (for --resume): not how the work is spread."""
+    record = asdict(replace(spec, execution=Execution(), overwrite=False, resume=False))
+    return {**record, "weights": sha, "chunk_rows": spec.execution.chunk_rows}
+
+
 def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
     """Score, write and publish; returns the summary (also written as summary.json)."""
-    check_separate(spec.output, [spec.inputs.source, spec.inputs.ref, spec.weights])
-    model = BroadcastModel.create(spark, spec.weights)
-    items = read_inputs(spark, spec.inputs, model.full_reference, model.meta.variant)
-    rows = count_inputs(items, spec.inputs.source)
-    if rows == 0:
-        raise DeepIQAError(f"no images found in {spec.inputs.source}")
+    started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
+    output = str(spec.output)
     ex = spec.execution
-    if ex.partitions is not None and ex.partitions < 1 or ex.rows_per_partition < 1:
-        raise UsageError("--partitions and --rows-per-partition must be >= 1")
-    partitions = ex.partitions or max(
-        spark.sparkContext.defaultParallelism, math.ceil(rows / ex.rows_per_partition)
-    )
+    if _is_local(output):
+        local = urlparse(output).path if output.startswith("file:") else output
+        check_separate(Path(local), [spec.inputs.source, spec.inputs.ref, spec.weights])
+    model = BroadcastModel.create(spark, spec.weights)
     with_patches = spec.patches or spec.tile_rows is not None
     options = replace(spec.scoring, batch=replace(spec.scoring.batch, with_patches=with_patches))
-    items = _distribute(items, rows, spec, options, partitions, model.full_reference)
+    key = fingerprint(_identity(spec, model.sha256))
 
-    started = time.perf_counter()
+    def export(run: Run) -> None:
+        for name in ("scores", "patches"):
+            if run.storage.exists(run.path(name)):
+                export_dataset(spark, run.path(name), join(run.published, name))
+        if spec.csv:
+            export_dataset(spark, run.path("scores"), join(run.published, "scores_csv"), "csv")
+        from .storage import S3Storage
+
+        S3Storage().write_text(
+            join(run.published, "summary.json"), run.storage.read_text(run.path("summary.json"))
+        )
+
     with (
         arrow_batches(spark, ex.arrow_batch_rows),
-        publish_atomically(spec.output, spec.overwrite) as staging,
+        publish(
+            spark, output, overwrite=spec.overwrite, resume=spec.resume, key=key, export=export
+        ) as run,
     ):
-        scored = model.score(
-            items,
-            bytes_col="image" if "image" in items.columns else None,
-            ref_col="ref_uri" if "ref_uri" in items.columns else None,
-            ref_bytes_col="ref_image" if "ref_image" in items.columns else None,
-            tile_cols=TILE_COLUMNS if spec.tile_rows else None,
-            options=options,
-            with_patches=with_patches,
-            torch_threads=ex.torch_threads,
-            fail_once_marker=ex.fail_once_marker,
-        )
-        if "ref_uri" not in scored.columns:
-            from pyspark.sql import functions as F
-
-            scored = scored.withColumn("ref_uri", F.lit(None).cast("string"))
-        _write(scored, spec, with_patches, staging)
+        items, rows, chunks = stage_items(spark, spec, model, run)
+        reused, partitions = score_chunks(spark, spec, model, options, run, items, rows, chunks)
+        write_outputs(spark, spec, run, rows, chunks)
+        result = spark.read.parquet(run.path("scores"))
         elapsed = time.perf_counter() - started
-        result = spark.read.parquet(str(staging / "scores"))
-        if spec.csv:
-            result.write.option("header", True).csv(str(staging / "scores_csv"))
         summary = {
             "model": model.meta.variant,
             "model_sha256": model.sha256,
+            "run_id": run.run_id,
+            "started_at": started_at,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **summarise(result, rows),
             "seconds": round(elapsed, 2),
             "images_per_second": round(rows / elapsed, 2) if elapsed > 0 else None,
+            "chunks": chunks,
+            "chunks_reused": reused,
             "partitions": partitions,
             "model_loads": model.loads.value,
             "worker_peak_rss_mib": model.peak_rss_mib.value,
-            "output": str(spec.output.absolute()),
+            "output": run.published,
+            "publish": run.mode,
+            "input": {"source": spec.inputs.source, "ref": spec.inputs.ref},
+            "arguments": json.loads(json.dumps(asdict(spec), default=str)),
+            "versions": versions(spark),
         }
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        run.storage.write_text(run.path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        for name in SCRATCH:  # the chunks are in scores/ now; a crash before here resumes
+            if run.storage.exists(run.path(name)):
+                run.storage.delete(run.path(name))
     return summary
+
+
+def versions(spark: SparkSession) -> dict:
+    import numpy
+    import pandas
+    import pyarrow
+    import torch
+
+    return {
+        "deepiqa": __version__,
+        "python": platform.python_version(),
+        "spark": spark.version,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+# --- 2. the rows to score ------------------------------------------------------------------
+
+
+def stage_items(
+    spark: SparkSession, spec: ScoreJobSpec, model: BroadcastModel, run: Run
+) -> tuple[DataFrame, int, int]:
+    """The rows to score with their ``_chunk``, their count and the number of chunks; written
+    to ``_items/`` once and read back from there (a resumed run reuses them)."""
+    meta_uri = run.path("_items.json")
+    meta = run.storage.read_text(meta_uri) if run.resumed else None
+    if meta:
+        record = json.loads(meta)
+        if record["staged"]:
+            return spark.read.parquet(run.path("_items")), record["rows"], record["chunks"]
+        return _chunked(_inputs(spark, spec, model, run), 1), record["rows"], 1
+    items = _inputs(spark, spec, model, run)
+    rows = count_inputs(items, spec.inputs.source)
+    if rows == 0:
+        raise DeepIQAError(f"no images found in {spec.inputs.source}")
+    # a table of bytes is read in place, never copied; one chunk has nothing to skip on resume
+    chunks = 1 if "image" in items.columns else max(1, math.ceil(rows / spec.execution.chunk_rows))
+    staged = chunks > 1
+    items = _chunked(items, chunks)
+    if staged:
+        items.write.mode("overwrite").parquet(run.path("_items"))
+        items = spark.read.parquet(run.path("_items"))
+    record = {"rows": rows, "chunks": chunks, "staged": staged}
+    run.storage.write_text(meta_uri, json.dumps(record) + "\n")
+    return items, rows, chunks
+
+
+def _inputs(spark: SparkSession, spec: ScoreJobSpec, model: BroadcastModel, run: Run):
+    return read_inputs(
+        spark,
+        spec.inputs,
+        model.full_reference,
+        model.meta.variant,
+        pass_columns=spec.pass_columns,
+        stage=run.work,
+        listing_batch=spec.execution.listing_batch,
+    )
+
+
+def _chunked(items: DataFrame, chunks: int) -> DataFrame:
+    return items.withColumn("_chunk", F.pmod(F.xxhash64("id"), F.lit(chunks)).cast("int"))
 
 
 def count_inputs(items: DataFrame, source: str) -> int:
@@ -194,6 +300,57 @@ def count_inputs(items: DataFrame, source: str) -> int:
         raise ManifestError(f"cannot read the inputs {source}: {first}") from exc
 
 
+# --- 3. scoring, one committed chunk at a time ---------------------------------------------
+
+
+def chunk_uri(run: Run, k: int) -> str:
+    return run.path("_chunks", f"chunk-{k:05d}")
+
+
+def score_chunks(
+    spark: SparkSession,
+    spec: ScoreJobSpec,
+    model: BroadcastModel,
+    options: ScoringOptions,
+    run: Run,
+    items: DataFrame,
+    rows: int,
+    chunks: int,
+) -> tuple[int, int]:
+    """Score and commit every chunk not committed yet: (chunks reused, partitions per chunk)."""
+    ex = spec.execution
+    reused = 0
+    per_chunk = math.ceil(rows / chunks)
+    partitions = ex.partitions or max(
+        spark.sparkContext.defaultParallelism, math.ceil(per_chunk / ex.rows_per_partition)
+    )
+    for k in range(chunks):
+        done = join(chunk_uri(run, k), "_DONE")
+        if run.storage.exists(done):
+            reused += 1
+            continue
+        part = items.where(F.col("_chunk") == k) if chunks > 1 else items
+        part = _distribute(part, per_chunk, spec, options, partitions, model.full_reference)
+        scored = model.score(
+            part,
+            bytes_col="image" if "image" in part.columns else None,
+            ref_col="ref_uri" if "ref_uri" in part.columns else None,
+            ref_bytes_col="ref_image" if "ref_image" in part.columns else None,
+            tile_cols=TILE_COLUMNS if spec.tile_rows else None,
+            options=options,
+            with_patches=options.batch.with_patches,
+            torch_threads=ex.torch_threads,
+            fail_once_marker=ex.fail_once_marker,
+        )
+        keep = [c for c in scored.columns if c not in ("image", "ref_image", "_chunk")]
+        scored = scored.select(*keep)
+        if "ref_uri" not in scored.columns:
+            scored = scored.withColumn("ref_uri", F.lit(None).cast("string"))
+        scored.write.mode("overwrite").parquet(chunk_uri(run, k))
+        run.storage.write_text(done, "")
+    return reused, partitions
+
+
 def _distribute(
     items: DataFrame,
     rows: int,
@@ -203,7 +360,8 @@ def _distribute(
     full_reference: bool,
 ) -> DataFrame:
     """Tiles of one image go to different tasks; FR rows sharing a reference (and tile) go to
-    the same task, sorted, so each worker featurises that reference once."""
+    the same task, sorted, so each worker featurises that reference once; a table of image
+    bytes is scored where it lies (never shuffled)."""
     tile: list[str] = []
     if spec.tile_rows is not None:
         items = split_into_tiles(items, rows, spec.tile_rows, options.batch, partitions)
@@ -212,22 +370,39 @@ def _distribute(
         return items.repartition(partitions, "ref_uri", *tile).sortWithinPartitions(
             "ref_uri", *tile, "id"
         )
+    if "image" in items.columns and not tile:
+        return items
     return items.repartition(partitions, "id", *tile)
 
 
-def _write(scored: DataFrame, spec: ScoreJobSpec, with_patches: bool, staging: Path) -> None:
-    """scores/ (and patches/): one scoring pass feeds both when patches are wanted."""
+# --- 4. outputs ----------------------------------------------------------------------------
+
+
+def write_outputs(spark: SparkSession, spec: ScoreJobSpec, run: Run, rows: int, chunks: int):
+    """scores/ (one row per input, ``rows_per_file`` rows per file), scores_csv/, patches/."""
+    scored = spark.read.parquet(*[chunk_uri(run, k) for k in range(chunks)])
+    extra = [c for c in scored.columns if c not in SCORE_COLUMNS and not _internal(c)]
+    columns = SCORE_COLUMNS + extra
+    with_patches = spec.patches or spec.tile_rows is not None
     if with_patches:
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         patches = explode_patches(scored) if with_patches else None
         if spec.tile_rows is not None:
-            scores = combine_tiles(scored, patches, SCORE_COLUMNS)
+            scores = combine_tiles(scored, patches, columns)
         else:
-            scores = scored.select(*SCORE_COLUMNS)
-        scores.write.parquet(str(staging / "scores"))
+            scores = scored.select(*columns)
+        files = max(1, math.ceil(rows / spec.execution.rows_per_file))
+        scores.repartition(files).sortWithinPartitions("id").write.parquet(run.path("scores"))
         if spec.patches:
-            patches.write.parquet(str(staging / "patches"))
+            patches.write.parquet(run.path("patches"))
     finally:
         if with_patches:
             scored.unpersist()
+    if spec.csv and not run.exported:  # an export writes its CSV from scores/
+        result = spark.read.parquet(run.path("scores"))
+        result.write.option("header", True).csv(run.path("scores_csv"))
+
+
+def _internal(column: str) -> bool:
+    return column in TILE_COLUMNS or column.startswith("patch_") or column == "_chunk"

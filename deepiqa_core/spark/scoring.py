@@ -21,6 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
+from ..defaults import packaged_bytes
 from ..exits import UsageError
 from ..options import ScoringOptions
 from ..weights import WeightsMeta, load_weights, weights_sha256
@@ -35,6 +36,9 @@ def read_weights(weights: str | Path | bytes) -> bytes:
         return weights
     path = Path(weights)
     if not path.is_file():
+        shipped = packaged_bytes(path)  # the default weights inside a --py-files zip
+        if shipped is not None:
+            return shipped
         raise UsageError(f"--weights {path} is not a file")
     return path.read_bytes()
 

@@ -11,7 +11,14 @@ from pyspark.sql import SparkSession
 
 from ..exits import run_entry
 
-QUIET = {"spark.log.level": "WARN"}
+QUIET = {
+    "spark.log.level": "WARN",
+    # the driver keeps UI records of every task; a 10M-row run has tens of thousands
+    "spark.ui.retainedTasks": "10000",
+    "spark.ui.retainedStages": "200",
+    "spark.ui.retainedJobs": "200",
+    "spark.sql.ui.retainedExecutions": "50",
+}
 
 
 def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
@@ -34,7 +41,7 @@ def run_job(
     body: Callable[[SparkSession, argparse.Namespace], int],
     argv: Sequence[str] | None = None,
     *,
-    conf: Callable[[argparse.Namespace], dict[str, str]] = lambda _: QUIET,
+    conf: Callable[[argparse.Namespace], dict[str, str]] = lambda _: {},
     spark: SparkSession | None = None,
 ) -> int:
     """A job's ``main``: parse first (``--help`` and usage errors before Spark starts), then run
@@ -42,16 +49,16 @@ def run_job(
 
     ``spark``: an existing session to use (and leave running), e.g. a test's; otherwise a new
     one is made from ``conf`` and stopped however the run ends. A given session gets the
-    ``spark.sql.*`` settings of ``conf`` (the others only apply at start-up).
+    settings of ``conf`` that can change at run time.
     """
     args = parser.parse_args(argv)
     name = prog.split()[-1]
 
     def run() -> int:
-        settings = conf(args)
+        settings = {**QUIET, **conf(args)}
         if spark is not None:
             for key, value in settings.items():
-                if key.startswith("spark.sql."):
+                if spark.conf.isModifiable(key):  # the rest only apply when a session starts
                     spark.conf.set(key, value)
             return body(spark, args)
         session = spark_session(f"deepiqa-{name.removesuffix('.py')}", settings)

@@ -17,7 +17,7 @@ from ..exits import UsageError
 from ..listing import list_images
 from ..outputs import check_separate
 from ..training.synthetic import Group, photo_ids, plan_groups, render_group
-from .publish import publish_atomically
+from .publish import fingerprint, publish
 
 ROW_SCHEMA = (
     "id string, uri string, ref_uri string, ref_id string, score double, "
@@ -66,7 +66,10 @@ def run_synthesis_job(spark: SparkSession, spec: SynthesisSpec) -> pd.DataFrame:
     target = spec.output.absolute()
     started = time.perf_counter()
     check_separate(target, [spec.photos])
-    with publish_atomically(target, spec.overwrite, kind="synthetic") as staging:
+    key = fingerprint({"synthesis": repr(spec)})
+    # executors write the images with Python's own I/O: a local or mounted (NFS) folder
+    with publish(spark, str(target), overwrite=spec.overwrite, key=key, kind="synthetic") as run:
+        staging = Path(run.local(run.work))
         frame = spark.createDataFrame(
             [(g.photo, g.uri, g.distortion) for g in groups],
             "photo string, uri string, distortion string",

@@ -19,17 +19,9 @@ from typing import Any
 import pandas as pd
 from pyspark.accumulators import AccumulatorParam
 
-from ..batch import PATCH_COLUMNS
+from ..batch import PATCH_COLUMNS, RESULT_FIELDS
 from ..options import ScoringOptions
 
-# (name, Spark SQL type) of the UDF's struct, in order.
-RESULT_FIELDS: list[tuple[str, str]] = [
-    ("score", "double"),
-    ("num_patches", "int"),
-    ("in_range", "boolean"),
-    ("error_code", "string"),
-    ("error_message", "string"),
-]
 # The UDF's inputs, in order; absent ones are passed as typed nulls.
 INPUT_COLUMNS: list[tuple[str, str]] = [
     ("id", "string"),

@@ -1,0 +1,174 @@
+"""The scoring job at scale on local[2], run by hand: framework overhead per row and driver memory.
+
+Rows are made as cheap as possible, so what is measured is the job, not the network:
+
+* ``tiny``: a Parquet manifest of N rows (unique ids) pointing at 1,000 distinct 32x32 PNGs
+  (one patch each);
+* ``missing``: a manifest of N URIs that do not exist (read, fail, ``missing``): no decoding and
+  no network, only Spark, Arrow, pandas and Python per row.
+
+For each case and N, one ``spark-submit --master local[2] jobs/score.py`` run is timed; the
+CPU seconds of the whole process tree (sampled from /proc) divided by N is the cost per row;
+the driver JVM's and the driver Python's peak resident memory are sampled from /proc every
+0.2 s; the output's file count and sizes are read back. The fixed start-up cost (JVM, Spark,
+Python workers) is in every run: the cost of one more row is the slope between two sizes.
+
+    python benchmarks/bench_scale.py --rows 10000 100000 1000000 --cases tiny missing
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_pngs(folder: Path, count: int = 1000) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(buf, "PNG")
+        path = folder / f"{i:04d}.png"
+        path.write_bytes(buf.getvalue())
+        paths.append(str(path))
+    return paths
+
+
+def manifest(path: Path, rows: int, case: str, pool: list[str]) -> None:
+    ids = [f"r{i:08d}" for i in range(rows)]
+    if case == "tiny":
+        uris = [pool[i % len(pool)] for i in range(rows)]
+    else:
+        uris = [f"{path.parent}/absent/{i:08d}.png" for i in range(rows)]
+    pd.DataFrame({"id": ids, "uri": uris}).to_parquet(path, index=False)
+
+
+class TreeSampler:
+    """Samples a process tree from /proc every 0.2 s: the peak resident memory (MiB) of the
+    driver JVM and of the driver Python, and the CPU seconds of every process that took part
+    (Python workers are forked by a daemon the JVM does not wait for, so ``RUSAGE_CHILDREN``
+    would miss them)."""
+
+    def __init__(self, root_pid: int):
+        self.root = root_pid
+        self.peak = {"driver_jvm_mib": 0, "driver_python_mib": 0}
+        self.cpu: dict[int, float] = {}
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self) -> list[int]:
+        found, frontier = [self.root], [self.root]
+        while frontier:
+            pid = frontier.pop()
+            kids = []
+            for task in Path(f"/proc/{pid}/task").glob("*"):  # a JVM forks from any thread
+                try:
+                    kids += [int(k) for k in (task / "children").read_text().split()]
+                except OSError:
+                    continue
+            found += kids
+            frontier += kids
+        return found
+
+    def _sample(self, pid: int) -> None:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = Path(f"/proc/{pid}/status").read_text()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return
+        self.cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        rss_lines = [ln for ln in status.splitlines() if ln.startswith("VmRSS")]
+        rss = int(rss_lines[0].split()[1]) // 1024 if rss_lines else 0  # none: a zombie
+        if cmd.split(" ", 1)[0].endswith("java") and "deploy.SparkSubmit" in cmd:
+            key = "driver_jvm_mib"
+        elif "jobs/score.py" in cmd and "java" not in cmd.split(" ", 1)[0]:
+            key = "driver_python_mib"
+        else:
+            return
+        self.peak[key] = max(self.peak[key], rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self._tree():
+                self._sample(pid)
+            time.sleep(0.2)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {**self.peak, "cpu_seconds": round(sum(self.cpu.values()), 1)}
+
+
+def run(table: Path, out: Path) -> dict:
+    exe = Path(sys.executable).with_name("spark-submit")
+    cmd = [
+        str(exe),
+        *["--master", "local[2]", "--driver-memory", "2g", "--conf", "spark.ui.enabled=false"],
+        str(ROOT / "jobs" / "score.py"),
+        str(table),
+        *["--output", str(out), "--max-error-rate", "1"],
+    ]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler = TreeSampler(proc.pid)
+    log = proc.communicate()[0].decode(errors="replace")
+    sampled = sampler.stop()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"job failed ({proc.returncode}):\n{log[-3000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    files = sorted((out / "scores").glob("*.parquet"))
+    return {
+        "wall_seconds": round(wall, 1),
+        "job_seconds": summary["seconds"],
+        **sampled,
+        "output_files": len(files),
+        "output_file_mib": [round(f.stat().st_size / 2**20, 1) for f in files],
+        "chunks": summary["chunks"],
+        "errors_by_code": summary["errors_by_code"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--cases", nargs="+", default=["tiny", "missing"])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        pool = tiny_pngs(root / "pool")
+        for case in args.cases:
+            for rows in args.rows:
+                table = root / f"{case}-{rows}.parquet"
+                manifest(table, rows, case, pool)
+                record = {"case": case, "rows": rows, **run(table, root / f"out-{case}-{rows}")}
+                record["cpu_ms_per_row"] = round(1000 * record["cpu_seconds"] / rows, 3)
+                results.append(record)
+                print(json.dumps(record), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The deployment recipes under infra/: each parses, names files that exist, and passes the
+scoring job arguments its own parser accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import load_job
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+
+
+@pytest.fixture(scope="module")
+def score_parser():
+    return load_job("score").build_parser()
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", (INFRA / "Dockerfile").read_text())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return [(ln.split(None, 1)[0].upper(), ln.split(None, 1)[1]) for ln in lines]
+
+
+def image_paths() -> set[str]:
+    """Files the image holds: COPY destinations, by the name they get."""
+    paths = set()
+    for op, args in dockerfile():
+        if op == "COPY":
+            parts = [p for p in args.split() if not p.startswith("--")]
+            src, dst = parts[:-1], parts[-1]
+            paths |= {
+                dst.rstrip("/") + "/" + Path(s).name if dst.endswith("/") else dst for s in src
+            }
+            paths.add(dst.rstrip("/"))
+    return paths
+
+
+def test_dockerfile_copies_what_exists_and_what_the_manifests_use():
+    steps = dockerfile()
+    assert steps[0][0] == "ARG" and [op for op, _ in steps].count("FROM") == 2
+    for op, args in steps:
+        if op == "COPY" and "--from=" not in args:
+            for source in args.split()[:-1]:
+                assert (ROOT / source).exists() or source == "dist/", source
+    assert any("-c /opt/deepiqa/constraints.txt" in a for o, a in steps if o == "RUN")
+    assert ("ENTRYPOINT", '["/opt/entrypoint.sh"]') in steps
+    build = (INFRA / "build_wheel.sh").read_text()
+    assert "-w dist" in build  # the wheel the image installs comes from here
+    assert {"/opt/deepiqa/jobs", "/opt/deepiqa/get_gpus_resources.sh"} <= image_paths()
+
+
+@pytest.mark.parametrize("name", ["sparkapplication.yaml", "sparkapplication-gpu.yaml"])
+def test_spark_operator_manifests(name, score_parser):
+    app = yaml.safe_load((INFRA / "k8s" / name).read_text())
+    assert app["apiVersion"] == "sparkoperator.k8s.io/v1beta2" and app["kind"] == "SparkApplication"
+    spec = app["spec"]
+    assert spec["type"] == "Python" and spec["mode"] == "cluster"
+    assert spec["mainApplicationFile"].removeprefix("local://") in {
+        p + "/score.py" for p in image_paths()
+    }
+    args = score_parser.parse_args(spec["arguments"])  # the job accepts them as they are
+    assert args.input.startswith("s3://") and args.output and args.resume
+    assert all(isinstance(v, str) for v in spec["sparkConf"].values())  # the CRD wants strings
+    assert {"cores", "memory"} <= set(spec["driver"]) and spec["executor"]["instances"] >= 1
+    assert spec["sparkVersion"].startswith("4.0")
+    if "gpu" in name:
+        conf = spec["sparkConf"]
+        assert spec["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
+        assert conf["spark.executor.resource.gpu.discoveryScript"] in image_paths()
+        assert float(conf["spark.task.resource.gpu.amount"]) <= 1 and args.precision == "bf16"
+
+
+def test_emr_step_and_bootstrap(score_parser):
+    (step,) = json.loads((INFRA / "emr" / "step.json").read_text())
+    assert step["Type"] == "Spark" and step["ActionOnFailure"] in ("CONTINUE", "CANCEL_AND_WAIT")
+    args = step["Args"]
+    script = next(a for a in args if a.endswith("jobs/score.py"))
+    job_args = score_parser.parse_args(args[args.index(script) + 1 :])
+    assert job_args.resume and job_args.max_error_rate == 0.01
+    assert any(a.startswith("spark.pyspark.python=") for a in args)
+    bootstrap = INFRA / "emr" / "bootstrap.sh"
+    assert subprocess.run(["bash", "-n", str(bootstrap)]).returncode == 0
+    assert "constraints-spark35.txt" in bootstrap.read_text()
+    assert (ROOT / "constraints-spark35.txt").exists()
+
+
+def test_databricks_job_spec(score_parser):
+    job = json.loads((INFRA / "databricks" / "job.json").read_text())
+    (task,) = job["tasks"]
+    score_parser.parse_args(task["spark_python_task"]["parameters"])
+    assert task["spark_python_task"]["python_file"].endswith("jobs/score.py")
+    assert task["libraries"][0]["whl"].endswith(".whl")
+    assert task["new_cluster"]["spark_version"].startswith("15.4")  # Spark 3.5, Python 3.11
+    assert job["schedule"]["quartz_cron_expression"]
+
+
+def test_dataproc_submission(score_parser):
+    script = INFRA / "dataproc" / "submit.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    command = re.sub(r"\\\n\s*", " ", script.read_text())
+    line = next(ln for ln in command.splitlines() if "gcloud dataproc jobs submit pyspark" in ln)
+    words = shlex.split(line)
+    assert words[words.index("pyspark") + 1] == "jobs/score.py"
+    job_args = score_parser.parse_args(words[words.index("--") + 1 :])
+    assert job_args.bytes_column == "image" and job_args.output.startswith("gs://")
+
+
+def test_gpu_properties_file_names_the_script_as_shipped():
+    conf = dict(
+        ln.split(None, 1)
+        for ln in (INFRA / "spark-gpu.conf").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    )
+    assert conf["spark.executor.resource.gpu.discoveryScript"] == "./get_gpus_resources.sh"
+    assert "--files infra/get_gpus_resources.sh" in (INFRA / "spark-gpu.conf").read_text()
+    out = subprocess.run(
+        ["bash", str(INFRA / "get_gpus_resources.sh")],
+        capture_output=True,
+        text=True,
+        env={"CUDA_VISIBLE_DEVICES": "2,3", "PATH": "/usr/bin:/bin"},
+    )
+    assert json.loads(out.stdout) == {"name": "gpu", "addresses": ["2", "3"]}
