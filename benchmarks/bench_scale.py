@@ -10,7 +10,9 @@ Rows are made as cheap as possible, so what is measured is the job, not the netw
 For each case and N, one ``spark-submit --master local[2] jobs/score.py`` run is timed; the
 CPU seconds of the whole process tree (sampled from /proc) divided by N is the cost per row;
 the driver JVM's and the driver Python's peak resident memory are sampled from /proc every
-0.2 s; the output's file count and sizes are read back. The fixed start-up cost (JVM, Spark,
+0.2 s, and the driver JVM's old generation in use (``jstat -gc``: what the driver keeps; its
+resident size also counts heap the JVM grew and has not given back); the output's file count
+and sizes are read back. The fixed start-up cost (JVM, Spark,
 Python workers) is in every run: the cost of one more row is the slope between two sizes.
 
     python benchmarks/bench_scale.py --rows 10000 100000 1000000 --cases tiny missing
@@ -78,7 +80,11 @@ class TreeSampler:
         while frontier:
             pid = frontier.pop()
             kids = []
-            for task in Path(f"/proc/{pid}/task").glob("*"):  # a JVM forks from any thread
+            try:
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())  # a JVM forks from any thread
+            except OSError:  # the process has just ended
+                continue
+            for task in tasks:
                 try:
                     kids += [int(k) for k in (task / "children").read_text().split()]
                 except OSError:
@@ -99,11 +105,25 @@ class TreeSampler:
         rss = int(rss_lines[0].split()[1]) // 1024 if rss_lines else 0  # none: a zombie
         if cmd.split(" ", 1)[0].endswith("java") and "deploy.SparkSubmit" in cmd:
             key = "driver_jvm_mib"
+            self._heap(pid, cmd.split(" ", 1)[0])
         elif "jobs/score.py" in cmd and "java" not in cmd.split(" ", 1)[0]:
             key = "driver_python_mib"
         else:
             return
         self.peak[key] = max(self.peak[key], rss)
+
+    def _heap(self, pid: int, java: str) -> None:
+        """The driver JVM's old generation in use (jstat): what it keeps, unlike its resident
+        size, which follows the heap the JVM has grown to, live or not."""
+        jstat = str(Path(java).with_name("jstat"))
+        try:
+            out = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True).stdout
+            head, values = out.split("\n")[:2]
+            used = dict(zip(head.split(), values.split(), strict=False))["OU"]
+        except (OSError, ValueError, KeyError):
+            return
+        mib = int(float(used) / 1024)
+        self.peak["driver_old_gen_mib"] = max(self.peak.get("driver_old_gen_mib", 0), mib)
 
     def _run(self) -> None:
         while not self._stop.is_set():
