@@ -152,7 +152,9 @@ def test_a_table_of_image_bytes_is_scored_where_it_lies(spark):
     assert _distribute(keyed, 1, spec, spec.scoring, 4, full_reference=False) is not keyed
 
 
-def test_streamed_listing_and_chunks_give_the_same_rows_as_one_pass(spark, photos, weights_dir, tmp_path):
+def test_streamed_listing_and_chunks_give_the_same_rows_as_one_pass(
+    spark, photos, weights_dir, tmp_path
+):
     weights = weights_dir / "wadiqam-nr.safetensors"
     runs = []
     for rows in (3, 1000):
