@@ -14,6 +14,11 @@ cluster job see the same files:
   the folder ``<prefix>/``; a glob in the key (``s3://b/photos/*.png``) filters keys with
   fnmatch (``*`` also matches ``/``).
 
+``iter_versioned`` lists the same images with each one's *version key*, what the nightly audit
+compares to find new and changed images without reading them: local files ``size-mtime_ns``
+(``missing`` for an entry that cannot be stat'ed, e.g. a broken link), S3 objects
+``etag-size`` (both come with the listing: no request per object).
+
 Results are sorted. A local path that does not exist is a usage error; an S3 listing that fails
 (no such bucket, access denied, no credentials) is a ``ListingError`` (the run cannot be done).
 """
@@ -66,6 +71,23 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
     raise UsageError(f"{source} does not exist")
 
 
+def iter_versioned(source: str, *, recursive: bool = True) -> Iterator[tuple[str, str]]:
+    """``(uri, version key)`` for every image ``source`` stands for, as a stream (see the
+    module docstring for the keys)."""
+    if is_s3(source):
+        return _list_s3(source, recursive, versions=True)
+    return ((uri, local_version(uri)) for uri in iter_images(source, recursive=recursive))
+
+
+def local_version(path: str) -> str:
+    """``size-mtime_ns`` of a local file (the link itself when its target is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
 def _walk(folder: Path, recursive: bool) -> Iterator[str]:
     """Every entry below ``folder`` whose name is an image name, whatever it is: a broken or
     looping symlink, a FIFO, even a folder named ``x.jpg`` is listed, and its row then says why
@@ -78,7 +100,7 @@ def _walk(folder: Path, recursive: bool) -> Iterator[str]:
             break
 
 
-def _list_s3(source: str, recursive: bool) -> Iterator[str]:
+def _list_s3(source: str, recursive: bool, versions: bool = False) -> Iterator:
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3(source)
@@ -99,7 +121,10 @@ def _list_s3(source: str, recursive: bool) -> Iterator[str]:
                     wanted = fnmatch.fnmatchcase(key, pattern)
                 else:
                     wanted = recursive or (key.startswith(folder) and "/" not in key[len(folder) :])
-                if wanted:
+                if wanted and versions:
+                    etag = str(obj.get("ETag", "")).strip('"')
+                    yield f"{scheme}://{bucket}/{key}", f"{etag}-{obj.get('Size', 0)}"
+                elif wanted:
                     yield f"{scheme}://{bucket}/{key}"
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -13,7 +14,7 @@ from ..errors import ManifestError
 from ..exits import UsageError
 from ..inputs import check_references, manifest_columns
 from ..inputs import read_table as read_pandas_table
-from ..listing import iter_images, list_images
+from ..listing import iter_images, iter_versioned
 from ..options import InputSpec, is_manifest
 from ..sources import is_s3
 from .pairing import attach_references
@@ -27,7 +28,7 @@ def read_table(spark: SparkSession, source: str) -> DataFrame:
     ``ManifestError`` (exit code 3)."""
     if is_s3(source):
         return spark.createDataFrame(read_pandas_table(source))
-    if "://" not in source and not os.path.exists(source):
+    if "://" not in source and not source.startswith("file:") and not os.path.exists(source):
         raise UsageError(f"{source} does not exist")
     try:
         if source.lower().rstrip("/").endswith(".csv"):
@@ -59,31 +60,36 @@ def listed(
     column: str,
     stage: str | None = None,
     batch_size: int = LISTING_BATCH,
+    version: str | None = None,
 ) -> DataFrame:
-    """The listing rule's URIs as a one-column DataFrame. With ``stage`` (a Spark-writable
-    folder), a listing longer than ``batch_size`` paths is streamed there in batches, so the
-    driver's memory does not grow with it; a shorter one (or any, without ``stage``) is held on
-    the driver. Relative local paths become absolute: executors do not run in the driver's
-    folder."""
+    """The listing rule's URIs as a one-column DataFrame (with ``version``: a second column of
+    that name holding each image's version key, ``listing.iter_versioned``). With ``stage`` (a
+    Spark-writable folder), a listing longer than ``batch_size`` paths is streamed there in
+    batches, so the driver's memory does not grow with it; a shorter one (or any, without
+    ``stage``) is held on the driver. Relative local paths become absolute: executors do not
+    run in the driver's folder."""
+    schema = f"{column} string" + (f", {version} string" if version else "")
+    if version:
+        stream = ((_absolute(u), v) for u, v in iter_versioned(source, recursive=recursive))
+    else:
+        stream = ((_absolute(u),) for u in iter_images(source, recursive=recursive))
     if stage is None:
-        uris = list_images(source, recursive=recursive)
-        return spark.createDataFrame([(_absolute(u),) for u in uris], f"{column} string")
-    stream = iter_images(source, recursive=recursive)
-    first = [(_absolute(u),) for _, u in zip(range(batch_size), stream, strict=False)]
+        return spark.createDataFrame(sorted(stream), schema)
+    first = list(itertools.islice(stream, batch_size))
     if len(first) < batch_size:
-        return spark.createDataFrame(first, f"{column} string")
-    batch: list[tuple[str]] = first
+        return spark.createDataFrame(first, schema)
+    batch: list[tuple] = first
     written = False
 
     def flush() -> None:
         nonlocal written
-        frame = spark.createDataFrame(batch, f"{column} string")
+        frame = spark.createDataFrame(batch, schema)
         frame.write.mode("append" if written else "overwrite").parquet(stage)
         written = True
         batch.clear()
 
-    for uri in stream:
-        batch.append((_absolute(uri),))
+    for row in stream:
+        batch.append(row)
         if len(batch) >= batch_size:
             flush()
     if batch or not written:

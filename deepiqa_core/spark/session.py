@@ -25,11 +25,15 @@ def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
     """The job's session. The master comes from spark-submit (``local[*]`` when none is given).
 
     In local mode, Python workers use this driver's interpreter unless ``spark.pyspark.python``
-    or ``PYSPARK_PYTHON`` says otherwise, so a virtual environment just works.
+    or ``PYSPARK_PYTHON`` says otherwise, so a virtual environment just works. Started by plain
+    ``python`` (``deepiqa audit``: no spark-submit, no ``PYSPARK_GATEWAY_PORT``), PySpark reads
+    only the environment variable, so it is set too.
     """
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_PYTHON" not in os.environ:
         builder = builder.config("spark.pyspark.python", sys.executable)
+        if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
+            os.environ["PYSPARK_PYTHON"] = sys.executable
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

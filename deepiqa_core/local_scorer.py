@@ -1,0 +1,29 @@
+"""A scorer in this process from a weights file: the one loader of ``deepiqa score`` and of
+the audit report's quality maps (the Spark jobs broadcast the weights instead)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .devices import autocast_dtype, resolve_device
+from .exits import UsageError
+from .options import ScoringOptions
+from .scoring import Scorer
+from .weights import WeightsMeta, load_weights, weights_sha256
+
+
+def load_scorer(weights: Path, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:
+    """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
+    if not weights.is_file():
+        raise UsageError(f"--weights {weights} is not a file")
+    data = weights.read_bytes()
+    model, meta = load_weights(data)
+    device = resolve_device(options.device)
+    scorer = Scorer(
+        model,
+        device=device,
+        stride=options.batch.stride,
+        patch_budget=options.batch.patch_budget,
+        autocast_dtype=autocast_dtype(options.precision, device),
+    )
+    return scorer, meta, weights_sha256(data)
