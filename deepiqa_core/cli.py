@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .audit.options import AUDIT_EPILOG_PARTS, add_audit_arguments
 from .batch import BatchScorer, ImageRow, RowResult, load_image
 from .cli_training import add_training_commands
 from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
-from .devices import autocast_dtype, resolve_device
 from .errors import DeepIQAError
 from .exits import (
     ERROR_CODES_HELP,
@@ -30,18 +30,18 @@ from .exits import (
     threshold_code,
 )
 from .inputs import image_rows
+from .local_scorer import load_scorer
 from .maps import save_map
 from .models import VARIANTS, DeepIQA
 from .options import (
     INPUTS_HELP,
-    ScoringOptions,
     add_input_arguments,
     add_scoring_arguments,
     input_spec,
     scoring_options,
 )
 from .patches import grid_for
-from .scoring import PatchMap, Scorer
+from .scoring import PatchMap
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
@@ -143,30 +143,13 @@ def output_format(fmt: str | None, output: str | None) -> str:
     return suffix if suffix in ("json", "csv") else "table"
 
 
-def _load_scorer(weights: Path, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:
-    """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
-    if not weights.is_file():
-        raise UsageError(f"--weights {weights} is not a file")
-    data = weights.read_bytes()
-    model, meta = load_weights(data)
-    device = resolve_device(options.device)
-    scorer = Scorer(
-        model,
-        device=device,
-        stride=options.batch.stride,
-        patch_budget=options.batch.patch_budget,
-        autocast_dtype=autocast_dtype(options.precision, device),
-    )
-    return scorer, meta, weights_sha256(data)
-
-
 def cmd_score(args: argparse.Namespace) -> int:
     if args.input is None:
         raise UsageError("score needs an INPUT (an image, folder, glob, s3:// prefix, manifest)")
     spec = input_spec(args)
     options = scoring_options(args)
     weights = Path(args.weights) if args.weights else default_weights(spec.ref is not None)
-    scorer, meta, sha = _load_scorer(weights, options)
+    scorer, meta, sha = load_scorer(weights, options)
     rows = image_rows(spec, scorer.full_reference, meta.variant)
     if args.map and len(rows) != 1:
         raise UsageError(f"--map needs a single image as input; {spec.source} has {len(rows)}")
@@ -177,7 +160,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     batch = BatchScorer(scorer, meta.variant, sha, options.batch, meta.score_range)
     if args.map:
-        scored = [_score_with_map(batch, rows[0], args.map)]
+        scored = [_score_with_map(batch, rows[0], args.map, meta.score_direction)]
     else:
         progress = not args.quiet and len(rows) > 1 and sys.stderr.isatty()
         scored = _score_rows(batch, rows, progress)
@@ -217,8 +200,9 @@ def _check_targets(targets: Sequence[str | None], rows: Sequence[ImageRow]) -> N
             raise UsageError(f"{target} is one of the input images; write results elsewhere")
 
 
-def _score_with_map(batch: BatchScorer, row: ImageRow, target: str) -> Row:
-    """Score one image as every other (same errors), then draw its quality map."""
+def _score_with_map(batch: BatchScorer, row: ImageRow, target: str, direction: str) -> Row:
+    """Score one image as every other (same errors), then draw its quality map (on the model's
+    declared score range when it has one, so maps of different images compare)."""
     config = replace(batch.config, with_patches=True)
     with_patches = BatchScorer(batch.scorer, batch.model_name, batch.model_sha256, config)
     with_patches.score_range = batch.score_range
@@ -226,7 +210,15 @@ def _score_with_map(batch: BatchScorer, row: ImageRow, target: str) -> Row:
     if result.error_code is None:
         image = load_image(row.uri, row.image, config)
         grid = grid_for(image.shape[0], image.shape[1], config.stride)
-        save_map(image, PatchMap(grid, result.patch_quality, result.patch_weight), target)
+        save_map(
+            image,
+            PatchMap(grid, result.patch_quality, result.patch_weight),
+            target,
+            score=result.score,
+            score_range=batch.score_range,
+            label=batch.model_name,
+            direction=direction,
+        )
     return _row(row, result)
 
 
@@ -275,6 +267,21 @@ def cmd_init(args: argparse.Namespace) -> int:
     save_weights(model, args.destination, meta)
     print(f"wrote {args.destination}: untrained {args.variant} (seed {args.seed})")
     return ExitCode.OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The Spark audit job on this machine: the same library code in a local Spark session."""
+    try:
+        from .spark.audit_job import audit_spec, run_audit
+        from .spark.session import QUIET, spark_session
+    except ImportError as exc:  # pyspark is the spark extra
+        raise UsageError(f"deepiqa audit needs the spark extra (deepiqa[spark]): {exc}") from None
+    spec = audit_spec(args)
+    session = spark_session("deepiqa-audit", {**QUIET, "spark.ui.showConsoleProgress": "false"})
+    try:
+        return run_audit(session, spec)
+    finally:
+        session.stop()
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
@@ -358,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     init.add_argument("--seed", type=int, default=0)
     init.set_defaults(func=cmd_init)
+
+    audit = sub.add_parser(
+        "audit",
+        help="audit a library's quality: incremental runs, history, report, alert exit codes",
+        description="spark-submit jobs/audit.py on this machine (a local Spark session; needs "
+        "the spark extra): the same options, state, report and exit codes.",
+        epilog="\n\n".join([INPUTS_HELP, *AUDIT_EPILOG_PARTS, EXIT_CODES_HELP]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input_arguments(audit, input_help="LIBRARY: folder, glob, s3:// prefix or manifest")
+    audit.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
+    add_audit_arguments(audit)
+    add_scoring_arguments(audit)
+    audit.set_defaults(func=cmd_audit)
 
     samples = sub.add_parser("samples", help="print the folder of the bundled sample images")
     samples.set_defaults(func=cmd_samples)

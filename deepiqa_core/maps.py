@@ -1,18 +1,32 @@
 """Quality maps: a picture of the local quality y_i and weights alpha_i over an image.
 
-The PNG has three panels side by side: the image, local quality, and patch weight. Each map is
-coloured from its own minimum (dark blue) to maximum (yellow) over the image's patches and blended
-over a greyscale copy of the image; pixels outside the scored grid (right/bottom remainder) stay
-grey. With the default stride each patch is a 32x32 block; with overlapping patches each pixel
-shows the mean of the patches that cover it.
+The picture has three panels side by side -- the image, local quality, patch weight -- and a
+white band underneath with each panel's label, a colour bar with tick labels, and the image's
+score. Each map is blended over a greyscale copy of the image; pixels outside the scored grid
+(right/bottom remainder) stay grey. With the default stride each patch is a 32x32 block; with
+overlapping patches each pixel shows the mean of the patches that cover it.
+
+Colour scales: local quality is on the model's own score scale, so when that range is known
+(``score_range``, e.g. 0..100) a colour means the same value in every map and maps of different
+images can be compared side by side; without it the quality map runs from the image's own minimum
+to its maximum and says "relative". Patch weights have no meaningful absolute unit, so that map is
+always relative (lowest weight dark blue, highest yellow). Values outside the range are clipped.
+
+The panels keep their places from the unlabelled layout (image at x=0, then an 8 px gap per
+panel) whenever the image is wide enough for the labels; narrower images are centred in wider
+columns. ``--map`` draws at full size; ``map_png`` (for embedding in the audit report) reduces
+large images by an integer factor so the picture is at most EMBED_MAX_WIDTH px wide.
 """
 
 from __future__ import annotations
 
+import io
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .models import PATCH_SIZE
 from .scoring import PatchMap
@@ -22,44 +36,251 @@ _RAMP = np.array(
     [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
 )
 _GAP = 8
+EMBED_MAX_WIDTH = 1500  # map_png's default: wide enough for a page, small enough to embed
+_INK = (30, 30, 30)
+_MUTED = (110, 110, 110)
+_DIRECTION_WORDS = {"higher_better": "higher is better", "lower_better": "lower is better"}
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
 
-def colorize(values: np.ndarray) -> np.ndarray:
-    """Map an array of values to RGB uint8 along the ramp, min -> first colour, max -> last."""
-    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-    t = np.zeros_like(values, dtype=np.float64) if hi <= lo else (values - lo) / (hi - lo)
-    pos = np.clip(t, 0, 1) * (len(_RAMP) - 1)
+def colorize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Map values to RGB uint8 along the ramp: ``lo`` -> first colour, ``hi`` -> last.
+
+    ``lo``/``hi`` default to the values' own min/max (a relative scale); pass a fixed range for an
+    absolute one. Values outside are clipped to the end colours.
+    """
+    lo = float(np.nanmin(values)) if lo is None else float(lo)
+    hi = float(np.nanmax(values)) if hi is None else float(hi)
+    # one value everywhere: the middle colour, where the colour bar puts its single tick
+    t = np.full(np.shape(values), 0.5) if hi <= lo else (values - lo) / (hi - lo)
+    pos = np.clip(np.nan_to_num(t), 0, 1) * (len(_RAMP) - 1)
     stops = np.arange(len(_RAMP))
     rgb = np.stack([np.interp(pos, stops, _RAMP[:, c]) for c in range(3)], axis=-1)
     return rgb.astype(np.uint8)
 
 
-def patch_field(patch_map: PatchMap, values: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Per-pixel mean of ``values`` over the patches covering each pixel (NaN where none do)."""
+def patch_field(
+    patch_map: PatchMap, values: np.ndarray, height: int, width: int, step: int = 1
+) -> np.ndarray:
+    """Per-pixel mean of ``values`` over the patches covering each pixel (NaN where none do).
+
+    ``step`` > 1 computes it on an image reduced by that factor (``height``/``width`` are then
+    the reduced size): a patch covers the reduced pixels its full-size square touches.
+    """
     total = np.zeros((height, width))
     count = np.zeros((height, width))
     ys, xs = patch_map.positions()
     for y, x, v in zip(ys, xs, values, strict=True):
-        total[y : y + PATCH_SIZE, x : x + PATCH_SIZE] += v
-        count[y : y + PATCH_SIZE, x : x + PATCH_SIZE] += 1
+        rows = slice(y // step, -(-(y + PATCH_SIZE) // step))
+        cols = slice(x // step, -(-(x + PATCH_SIZE) // step))
+        total[rows, cols] += v
+        count[rows, cols] += 1
     with np.errstate(invalid="ignore"):
         return total / count
 
 
-def render_map(image: np.ndarray, patch_map: PatchMap) -> np.ndarray:
-    """The three-panel picture as an (H, 3W + gaps, 3) uint8 array."""
+def _fixed(score_range: Sequence[float] | None) -> tuple[float, float] | None:
+    """The model's declared score range if it is usable as a colour scale (finite, hi > lo)."""
+    if score_range is None or len(score_range) != 2:
+        return None
+    lo, hi = float(score_range[0]), float(score_range[1])
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and hi > lo else None
+
+
+def _own_range(values: np.ndarray) -> tuple[float, float]:
+    """The values' finite min/max (a relative scale); (0, 1) when there is none."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    return float(finite.min()), float(finite.max())
+
+
+def _overlay(
+    gray: np.ndarray, patch_map: PatchMap, values: np.ndarray, lo: float, hi: float, step: int
+) -> np.ndarray:
+    """The map coloured on [lo, hi], 75 % over the greyscale image; uncovered pixels grey."""
+    h, w = gray.shape[:2]
+    field = patch_field(patch_map, np.asarray(values, dtype=np.float64), h, w, step)
+    covered = ~np.isnan(field)
+    colours = colorize(np.where(covered, field, lo), lo, hi)
+    blend = np.where(covered[..., None], 0.75 * colours + 0.25 * gray, 0.5 * gray)
+    return blend.astype(np.uint8)
+
+
+def _font(size: int) -> Font:
+    """Pillow's bundled font at ``size`` px; the fixed bitmap font where sizing is unsupported."""
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
+    except (TypeError, OSError, ImportError, AttributeError):
+        return ImageFont.load_default()
+
+
+def _text_size(font: Font, text: str) -> tuple[int, int]:
+    left, top, right, bottom = font.getbbox(text)
+    return int(math.ceil(right - left)), int(math.ceil(bottom - top))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _ticks(lo: float, hi: float, room: int, font: Font) -> list[tuple[float, str]]:
+    """Evenly spaced tick labels on [lo, hi]: five if they fit in ``room`` px, else three, else
+    just the ends (labels that touch are unreadable)."""
+    for n in (5, 3):
+        ticks = [(v, _fmt(v)) for v in np.linspace(lo, hi, n)]
+        widest = max(_text_size(font, text)[0] for _, text in ticks)
+        if widest * n * 1.6 <= room:
+            return ticks
+    return [(lo, _fmt(lo)), (hi, _fmt(hi))]
+
+
+def render_map(
+    image: np.ndarray,
+    patch_map: PatchMap,
+    *,
+    score: float | None = None,
+    score_range: Sequence[float] | None = None,
+    label: str | None = None,
+    direction: str | None = None,
+    max_width: int | None = None,
+) -> np.ndarray:
+    """The labelled three-panel picture as an (H + band, >= 3W + gaps, 3) uint8 array.
+
+    ``score`` is printed (and marked on the quality colour bar), ``label`` names the model,
+    ``score_range`` fixes the quality colours to the model's scale, ``direction``
+    ("higher_better"/"lower_better") is spelled out next to the colour bar. ``max_width``
+    reduces a large image by an integer factor first (box average), so a 12-megapixel photo
+    does not become a 36-megapixel picture when it is only to be looked at.
+    """
+    image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+    step = 1
+    if max_width is not None:
+        step = max(1, math.ceil((3 * image.shape[1] + 2 * _GAP) / max(max_width, 1)))
+    if step > 1:
+        image = np.asarray(Image.fromarray(image).reduce(step))
     h, w = image.shape[:2]
     gray = np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
-    panels = [image]
-    for values in (patch_map.quality, patch_map.weight):
-        field = patch_field(patch_map, values, h, w)
-        covered = ~np.isnan(field)
-        colours = colorize(np.where(covered, field, np.nanmin(field)))
-        blend = np.where(covered[..., None], 0.75 * colours + 0.25 * gray, 0.5 * gray)
-        panels.append(blend.astype(np.uint8))
-    gap = np.full((h, _GAP, 3), 255, dtype=np.uint8)
-    return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+    quality = np.asarray(patch_map.quality, dtype=np.float64)
+    weight = np.asarray(patch_map.weight, dtype=np.float64)
+    fixed = _fixed(score_range)
+    absolute = fixed is not None
+    q_lo, q_hi = fixed or _own_range(quality)
+    w_lo, w_hi = _own_range(weight)
+    panels = [
+        image,
+        _overlay(gray, patch_map, quality, q_lo, q_hi, step),
+        _overlay(gray, patch_map, weight, w_lo, w_hi, step),
+    ]
+
+    size = int(np.clip(round(w / 24), 11, 48))
+    font = _font(size)
+    labels = ["image", "local quality", "patch weight"]
+    has_score = score is not None and math.isfinite(score)
+    name = f"score {score:.1f}" if has_score else ""
+    if label:
+        name = f"{name} ({label})" if name else label
+    score_line = ", ".join(p for p in (name, _DIRECTION_WORDS.get(direction or "", "")) if p)
+    pad = max(4, size // 2)
+    widest = max(_text_size(font, t)[0] for t in labels) + 2 * pad
+    col = max(w, widest, math.ceil((_text_size(font, score_line)[0] + 2 * pad - 2 * _GAP) / 3))
+    line = _text_size(font, "Hg0")[1] + pad // 2
+    bar = max(8, size)
+    tip = max(4, bar // 2)  # the score marker above the quality bar
+    band = pad + line + tip + 2 + bar + 2 + line + (pad + line if score_line else 0) + pad
+
+    total_w = 3 * col + 2 * _GAP
+    canvas = np.full((h + band, total_w, 3), 255, dtype=np.uint8)
+    offset = (col - w) // 2
+    for i, panel in enumerate(panels):
+        x = i * (col + _GAP) + offset
+        canvas[:h, x : x + w] = panel
+
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    y_label = h + pad
+    y_bar = y_label + line + tip + 2
+    y_ticks = y_bar + bar + 2
+    for i, text in enumerate(labels):
+        x0 = i * (col + _GAP)
+        tw = _text_size(font, text)[0]
+        draw.text((x0 + (col - tw) // 2, y_label), text, fill=_INK, font=font)
+    bar_x0, bar_x1 = pad, col - pad
+    ramp = colorize(np.linspace(0.0, 1.0, max(2, bar_x1 - bar_x0)), 0.0, 1.0)
+    strip = np.repeat(ramp[None, :, :], bar, axis=0)
+    for i, (lo, hi, relative) in enumerate(
+        ((q_lo, q_hi, not absolute), (w_lo, w_hi, True)), start=1
+    ):
+        x0 = i * (col + _GAP)
+        picture.paste(Image.fromarray(strip), (x0 + bar_x0, y_bar))
+        frame = (x0 + bar_x0 - 1, y_bar - 1, x0 + bar_x0 + strip.shape[1], y_bar + bar)
+        draw.rectangle(frame, outline=_MUTED)  # around the bar: its end colours stay visible
+        room = strip.shape[1]
+        if hi <= lo:  # one value everywhere (e.g. a single patch): one tick in the middle
+            ticks = [(lo, "uniform" if i == 2 else _fmt(lo))]
+        elif relative:  # the ends, and the word "relative" in the middle when it fits
+            ends = ("low", "high") if i == 2 else (_fmt(lo), _fmt(hi))  # alphas have no unit
+            words = [ends[0], "relative", ends[1]]
+            widths = [_text_size(font, t)[0] for t in words]
+            if max(widths[0], widths[2]) + widths[1] / 2 + 4 > col / 2:  # end labels hug the edges
+                words[1] = "rel."
+            ticks = list(zip((lo, (lo + hi) / 2, hi), words, strict=True))
+        else:
+            ticks = _ticks(lo, hi, room, font)
+        for value, text in ticks:
+            t = 0.5 if hi <= lo else (value - lo) / (hi - lo)
+            x = x0 + bar_x0 + round(t * (room - 1))
+            tw = _text_size(font, text)[0]
+            tx = min(max(x - tw // 2, x0), x0 + col - tw)
+            draw.line((x, y_bar + bar - 3, x, y_bar + bar + 1), fill=_INK)
+            draw.text((tx, y_ticks), text, fill=_MUTED if relative else _INK, font=font)
+        if i == 1 and has_score and lo <= score <= hi:
+            t = 0.0 if hi <= lo else (score - lo) / (hi - lo)
+            x = x0 + bar_x0 + round(t * (room - 1))
+            draw.polygon([(x - tip, y_bar - tip), (x + tip, y_bar - tip), (x, y_bar)], fill=_INK)
+    if score_line:
+        draw.text((pad, y_ticks + line + pad), score_line, fill=_INK, font=font)
+    return np.asarray(picture)
 
 
-def save_map(image: np.ndarray, patch_map: PatchMap, path: str | Path) -> None:
-    Image.fromarray(render_map(image, patch_map)).save(path)
+def map_png(
+    image: np.ndarray,
+    patch_map: PatchMap,
+    *,
+    score: float | None = None,
+    score_range: Sequence[float] | None = None,
+    label: str | None = None,
+    direction: str | None = None,
+    max_width: int | None = EMBED_MAX_WIDTH,
+) -> bytes:
+    """The picture as PNG bytes, for embedding (the audit report) rather than a file; by default
+    at most EMBED_MAX_WIDTH px wide (a 4000x3000 photo at full size: ~36 s and ~85 MB of PNG)."""
+    picture = render_map(
+        image,
+        patch_map,
+        score=score,
+        score_range=score_range,
+        label=label,
+        direction=direction,
+        max_width=max_width,
+    )
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_map(
+    image: np.ndarray,
+    patch_map: PatchMap,
+    path: str | Path,
+    *,
+    score: float | None = None,
+    score_range: Sequence[float] | None = None,
+    label: str | None = None,
+    direction: str | None = None,
+) -> None:
+    """Write the picture to ``path`` (format from the suffix, PNG for ``--map``)."""
+    picture = render_map(
+        image, patch_map, score=score, score_range=score_range, label=label, direction=direction
+    )
+    Image.fromarray(picture).save(path)
