@@ -28,12 +28,13 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     "error_message in their rows",
     ExitCode.THRESHOLD: "the run was done and its output published, but a threshold you set "
     "was breached: more failed images than --max-error-rate (default 0: any), a held-out "
-    "SROCC under --min-srocc",
+    "SROCC under --min-srocc, an audit --alert rule that fired",
     ExitCode.USAGE: "usage error, nothing was done: a bad option, an input path that does not "
     "exist, no references, an NR model given --ref, an output that exists (without "
     "--overwrite), is not a deepiqa output, or overlaps an input",
     ExitCode.FAILED: "the run could not be done, nothing was published: unusable weights, an "
-    "unreadable listing or manifest, missing credentials, nothing to score, an internal error",
+    "unreadable listing or manifest, missing credentials, nothing to score, an internal error "
+    "(an audit's previous state is left as it was)",
 }
 
 

@@ -1,0 +1,1 @@
+"""Scheduled quality audits: incremental state, alerts, the HTML report (Spark-free parts)."""

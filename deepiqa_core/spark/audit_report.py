@@ -1,0 +1,113 @@
+"""An audit run's ``summary.json`` and ``report.html``, written into the run's work folder.
+
+The driver reads only what the report shows: the worst and best ``gallery`` images (for
+thumbnails), the worst ``maps`` images (scored again here with patch outputs for their quality
+maps), a few failed rows and the earlier runs' summaries (the trend).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from ..audit.pictures import quality_maps
+from ..audit.report import render_report, thumbnail
+from ..sources import read_bytes
+from . import audit_stats as stats
+from .audit_state import RUNS, AuditState
+
+if TYPE_CHECKING:
+    from .audit_job import AuditSpec
+
+TREND_RUNS = 90
+
+
+def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
+    """Each row with ``data``: its image bytes (from the library's bytes column, or read)."""
+    if "image" in library.columns and rows:
+        ids = [r["id"] for r in rows]
+        found = {
+            r["id"]: r["image"]
+            for r in library.where(F.col("id").isin(ids)).select("id", "image").collect()
+        }
+        return [{**r, "data": found.get(r["id"])} for r in rows]
+    out = []
+    for row in rows:
+        try:
+            data = read_bytes(row["uri"])
+        except Exception:  # noqa: BLE001 - gone since it was scored: the gallery says so
+            data = None
+        out.append({**row, "data": data})
+    return out
+
+
+def _gallery(rows: list[dict]) -> list[dict]:
+    items = []
+    for row in rows:
+        thumb = thumbnail(row["data"]) if row["data"] else None
+        note = None if thumb else "could not be read or decoded now"
+        items.append(
+            {
+                "uri": row["uri"] or row["id"],
+                "score": row["score"],
+                "thumbnail": thumb,
+                "note": note,
+            }
+        )
+    return items
+
+
+def write_report(
+    spark: SparkSession,
+    spec: AuditSpec,
+    state: AuditState,
+    run_id: str,
+    summary: dict,
+    snapshot: DataFrame,
+    library: DataFrame,
+) -> None:
+    """Add the report's location to ``summary`` and write both files for publishing."""
+    active = snapshot.where(~F.col("removed"))
+    higher_better = summary["score_direction"] != "lower_better"
+    scored = summary["library_stats"]["scored"]
+    shown = max(1, min(spec.gallery, scored // 2))  # a small library: worst and best differ
+    worst, best = stats.extremes(active, shown, higher_better)
+    worst, best = _with_bytes(worst, library), _with_bytes(best, library)
+    run_rows = snapshot.where(F.col("run_id") == run_id).where(~F.col("removed"))
+    _, error_rows = stats.errors(run_rows)
+    summary["report"] = state.path(RUNS, run_id, "report.html")
+    trend = [_trend_point(s) for s in state.summaries(TREND_RUNS - 1)] + [_trend_point(summary)]
+    extras = {
+        "worst": _gallery(worst),
+        "best": _gallery(best),
+        "maps": quality_maps(
+            spec.weights,
+            [r for r in worst[: spec.maps] if r["data"]],
+            spec.scoring,
+            summary["score_range"],
+        ),
+        "error_rows": error_rows,
+        "trend": trend,
+    }
+    html = render_report(summary, extras)
+    summary["report_bytes"] = len(html.encode())
+    state.storage.write_text(
+        state.work(run_id, "report", "summary.json"), json.dumps(summary, indent=2) + "\n"
+    )
+    state.storage.write_text(state.work(run_id, "report", "report.html"), html)
+
+
+def _trend_point(summary: dict) -> dict:
+    lib = summary.get("library_stats", {})
+    return {
+        "run_id": summary.get("run_id"),
+        "finished_at": summary.get("finished_at"),
+        "median": lib.get("median"),
+        "p10": lib.get("p10"),
+        "share_below": lib.get("share_below"),
+        "failed": summary.get("counts", {}).get("failed"),
+        "library": summary.get("counts", {}).get("library"),
+    }

@@ -1,0 +1,170 @@
+"""The audit's state folder (``--state``): history, snapshots, per-run reports, one pointer.
+
+Layout (``STATE`` is any URI the cluster's Hadoop file system layer writes: a path, ``file:``,
+``hdfs:``, ``s3a:``, ``gs:``, ``abfss:``, ``dbfs:``)::
+
+    _DEEPIQA_OUTPUT                    marks the folder as an audit state deepiqa owns
+    _LATEST                            JSON: the latest published run, its snapshot, the
+                                       committed runs (written last: the commit point)
+    history/run_date=D/run_id=R/       Parquet, append-only: one row per image scored (or
+                                       removed) in run R
+    snapshots/R/                       Parquet: the library after run R, one row per image
+                                       ever seen (latest result; ``removed`` flags the gone)
+    runs/R/summary.json, report.html   what run R found
+    _work/R/                           scratch of the run in progress
+    _OWNER.json                        the run in progress (host, pid, start): one at a time
+
+A run writes only ``_work/R`` until it is complete, then moves its history partition, snapshot
+and report into place and writes ``_LATEST``. A run killed at any point publishes nothing: the
+next run deletes what is not named in ``_LATEST`` (uncommitted history partitions included) and
+redoes its delta. The last ``KEEP_SNAPSHOTS`` snapshots are kept (earlier ones are the history's).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exits import UsageError
+from ..outputs import MARKER, marker_text
+from .publish import OWNER, _alive, _owner_record
+from .storage import HadoopStorage, join, storage_for
+
+LATEST = "_LATEST"
+RUNNING = OWNER  # host, pid, start of the run in progress
+HISTORY = "history"
+SNAPSHOTS = "snapshots"
+RUNS = "runs"
+WORK = "_work"
+KEEP_SNAPSHOTS = 2
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique enough for one state (one run at a time)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+
+
+@dataclass
+class Latest:
+    """What ``_LATEST`` says: the published run and every committed run, oldest first."""
+
+    run_id: str | None = None
+    snapshot: str | None = None
+    model_sha256: str | None = None
+    runs: list[str] = field(default_factory=list)
+    partitions: dict[str, str] = field(default_factory=dict)  # run id -> history partition
+
+    @classmethod
+    def parse(cls, text: str | None) -> Latest:
+        return cls(**json.loads(text)) if text else cls()
+
+
+class AuditState:
+    """One audit state folder, opened for a run: locked, repaired, ready to publish."""
+
+    def __init__(self, spark: Any, uri: str):
+        storage, spark_writes = storage_for(spark, uri)
+        if not spark_writes or not isinstance(storage, HadoopStorage):
+            raise UsageError(
+                f"--state {uri}: the audit reads its state back with Spark, and this Spark has "
+                "no file system for it; use s3a:// with the cluster's S3 connector, HDFS or a path"
+            )
+        self.storage = storage
+        self.uri = storage.qualify(uri)
+        self.latest = Latest()
+
+    def path(self, *parts: str) -> str:
+        return join(self.uri, *parts)
+
+    # --- opening -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Claim the state for this run (usage error if it is not an audit state or another
+        run holds it), then drop what an unfinished run left."""
+        s = self.storage
+        if s.exists(self.uri) and s.list(self.uri):
+            marker = s.read_text(self.path(MARKER)) or ""
+            if '"audit"' not in marker:
+                raise UsageError(
+                    f"--state {self.uri} is not a deepiqa audit state (no {MARKER} of kind "
+                    "audit); choose an empty or new folder"
+                )
+        else:
+            s.mkdirs(self.uri)
+            s.write_text(self.path(MARKER), marker_text("audit"))
+        if s.exists(self.path(RUNNING)) and _alive(s, self.uri):
+            raise UsageError(f"another audit is running on {self.uri} ({RUNNING}); wait for it")
+        s.write_text(self.path(RUNNING), _owner_record())
+        self._recover()
+
+    def _recover(self) -> None:
+        s = self.storage
+        if not s.exists(self.path(LATEST)) and s.exists(self.path(LATEST + ".new")):
+            s.rename(self.path(LATEST + ".new"), self.path(LATEST))  # killed mid-commit
+        self.latest = Latest.parse(s.read_text(self.path(LATEST)))
+        committed = set(self.latest.runs)
+        s.delete(self.path(WORK))
+        s.delete(self.path(LATEST + ".new"))
+        for folder in (RUNS, SNAPSHOTS):
+            for name in s.list(self.path(folder)):
+                if name not in committed:
+                    s.delete(self.path(folder, name))
+        kept = set(self.latest.partitions.values())
+        for day in s.list(self.path(HISTORY)):
+            for part in s.list(self.path(HISTORY, day)):
+                if f"{day}/{part}" not in kept:
+                    s.delete(self.path(HISTORY, day, part))
+            if not s.list(self.path(HISTORY, day)):
+                s.delete(self.path(HISTORY, day))
+
+    def close(self) -> None:
+        self.storage.delete(self.path(RUNNING))
+
+    # --- a run ---------------------------------------------------------------------------
+
+    def work(self, run_id: str, *parts: str) -> str:
+        return self.path(WORK, run_id, *parts)
+
+    def snapshot_uri(self) -> str | None:
+        return self.path(self.latest.snapshot) if self.latest.snapshot else None
+
+    def summaries(self, limit: int = 90) -> list[dict]:
+        """The last ``limit`` committed runs' summary.json, oldest first."""
+        found = []
+        for run_id in self.latest.runs[-limit:]:
+            text = self.storage.read_text(self.path(RUNS, run_id, "summary.json"))
+            if text:
+                found.append(json.loads(text))
+        return found
+
+    def publish(self, run_id: str, run_date: str, model_sha256: str) -> None:
+        """Move the run's history partition, snapshot and report into place, then commit."""
+        s = self.storage
+        partition = f"run_date={run_date}/run_id={run_id}"
+        s.mkdirs(self.path(HISTORY, f"run_date={run_date}"))
+        s.rename(self.work(run_id, "history"), self.path(HISTORY, partition))
+        s.mkdirs(self.path(SNAPSHOTS))
+        s.rename(self.work(run_id, "snapshot"), self.path(SNAPSHOTS, run_id))
+        s.mkdirs(self.path(RUNS))
+        s.rename(self.work(run_id, "report"), self.path(RUNS, run_id))
+        runs = [*self.latest.runs, run_id]
+        latest = Latest(
+            run_id,
+            f"{SNAPSHOTS}/{run_id}",
+            model_sha256,
+            runs,
+            {**self.latest.partitions, run_id: partition},
+        )
+        text = json.dumps(latest.__dict__, indent=1) + "\n"
+        if s.atomic_rename:  # write aside, then swap: a reader never sees half a pointer
+            s.write_text(self.path(LATEST + ".new"), text)
+            s.delete(self.path(LATEST))
+            s.rename(self.path(LATEST + ".new"), self.path(LATEST))
+        else:  # object stores: one PUT is atomic
+            s.write_text(self.path(LATEST), text)
+        self.latest = latest
+        for old in runs[:-KEEP_SNAPSHOTS]:
+            s.delete(self.path(SNAPSHOTS, old))
+        s.delete(self.path(WORK))  # one run at a time: the scratch is all this run's

@@ -1,0 +1,256 @@
+"""The nightly audit: incremental runs, history and snapshot, alerts, exit codes, a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from .conftest import JOBS, encode, load_job, make_image
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def audit():
+    return load_job("audit").main
+
+
+def _library(folder: Path, n: int, bad: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        (sub / f"img{i:03d}.png").write_bytes(encode(make_image(40, 72, seed=i)))
+    for i in range(bad):
+        (folder / f"broken{i}.png").write_bytes(b"not an image")
+    return folder
+
+
+def _latest(state: Path) -> dict:
+    return json.loads((state / "_LATEST").read_text())
+
+
+def _summary(state: Path) -> dict:
+    run = _latest(state)["run_id"]
+    return json.loads((state / "runs" / run / "summary.json").read_text())
+
+
+def _snapshot(state: Path) -> pd.DataFrame:
+    return pd.read_parquet(state / _latest(state)["snapshot"])
+
+
+@pytest.mark.slow  # several audit runs each: the fast loop keeps the alert and usage tests
+def test_incremental_runs_score_only_what_changed(spark, audit, weights_dir, tmp_path):
+    lib = _library(tmp_path / "lib", 12, bad=1)
+    state = tmp_path / "state"
+    nr = weights_dir / "wadiqam-nr.safetensors"
+    args = [str(lib), "--state", str(state), "--weights", str(nr)]
+
+    assert audit(args, spark=spark) == 0
+    first = _summary(state)
+    assert (first["counts"]["library"], first["counts"]["new"], first["counts"]["scored"]) == (
+        13,
+        13,
+        13,
+    )
+    assert first["errors"] == {"decode_error": 1}
+    snap = _snapshot(state)
+    assert len(snap) == 13 and not snap["removed"].any()
+    assert snap["score"].notna().sum() == 12
+
+    # unchanged library: nothing scored, every row carried forward with its score
+    assert audit(args, spark=spark) == 0
+    second = _summary(state)
+    assert second["counts"]["scored"] == 0 and second["counts"]["unchanged"] == 13
+    snap2 = _snapshot(state).set_index("id").sort_index()
+    pd.testing.assert_series_equal(snap2["score"], snap.set_index("id").sort_index()["score"])
+    assert second["library_stats"]["median"] == first["library_stats"]["median"]
+
+    # touch 2, replace 1, delete 2, add 1: exactly 4 scored, 2 removed
+    files = sorted(lib.rglob("img*.png"))
+    for f in files[:2]:
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    files[2].write_bytes(encode(make_image(40, 72, seed=99)))
+    for f in files[3:5]:
+        f.unlink()
+    (lib / "b" / "new.png").write_bytes(encode(make_image(40, 72, seed=77)))
+    assert audit(args, spark=spark) == 0
+    third = _summary(state)
+    c = third["counts"]
+    assert (c["changed"], c["new"], c["removed"], c["scored"]) == (3, 1, 2, 4)
+    assert c["library"] == 12 and c["unchanged"] == 8
+    snap3 = _snapshot(state)
+    assert snap3["removed"].sum() == 2 and len(snap3) == 14
+    assert set(snap3[snap3["removed"]]["uri"]) == {str(f) for f in files[3:5]}
+
+    # a new model rescores everything automatically
+    other = weights_dir / "diqam-nr.safetensors"
+    assert audit([*args[:-1], str(other)], spark=spark) == 0
+    fourth = _summary(state)
+    assert fourth["counts"]["scored"] == 12 and fourth["counts"]["rescored_model"] == 12
+    assert fourth["model"] == "diqam-nr"
+
+    # history: append-only, one partition per run, readable by pyarrow, pandas, DuckDB, Spark
+    runs = _latest(state)["runs"]
+    assert len(runs) == 4
+    history = ds.dataset(state / "history", partitioning="hive").to_table().to_pandas()
+    per_run = history.groupby("run_id").size().to_dict()
+    assert per_run == {runs[0]: 13, runs[2]: 6, runs[3]: 12}  # run 2 scored nothing
+    assert set(history[history["event"] == "removed"]["run_id"]) == {runs[2]}
+    assert len(pd.read_parquet(state / "history")) == 31
+    pattern = f"{state}/history/*/*/*.parquet"
+    con = duckdb.connect()
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{pattern}', hive_partitioning=true)")
+    assert n.fetchone()[0] == 31
+    snap_sql = (
+        f"SET VARIABLE snap = (SELECT snapshot FROM read_json('{state}/_LATEST'));"
+        f"SELECT count(*) FROM read_parquet('{state}/' || getvariable('snap') || '/*.parquet')"
+    )
+    assert con.execute(snap_sql).fetchone()[0] == 14
+    spark_rows = spark.read.option("mergeSchema", "true").parquet(str(state / "history"))
+    assert spark_rows.count() == 31 and "run_date" in spark_rows.columns
+
+    # reports: one per run, each self-contained
+    for r in runs:
+        html = (state / "runs" / r / "report.html").read_text()
+        assert r in html and "https://" not in html and "http://" not in html
+
+
+def test_alert_rules_set_exit_code_1_and_are_named(spark, audit, weights_dir, tmp_path):
+    lib = _library(tmp_path / "lib", 6, bad=1)
+    state = tmp_path / "state"
+    nr = weights_dir / "wadiqam-nr.safetensors"
+    base = [str(lib), "--state", str(state), "--weights", str(nr)]
+    code = audit([*base, "--alert", "error_rate>0.1", "--alert", "p10<-1000"], spark=spark)
+    assert code == 1
+    summary = _summary(state)
+    fired = {a["rule"]: a["fired"] for a in summary["alerts"]}
+    assert fired == {"error_rate>0.1": True, "p10<-1000": False}
+    assert summary["alerted"] is True
+    assert summary["alerts"][0]["value"] == pytest.approx(1 / 7, abs=1e-6)
+    # published all the same; a second run with no drop and no change does not fire
+    assert audit([*base, "--alert", "median_drop>0.5", "--alert", "new>0"], spark=spark) == 0
+    second = _summary(state)
+    assert [a["value"] for a in second["alerts"]] == [0.0, 0]
+
+
+def test_usage_errors_exit_2_and_touch_nothing(spark, audit, weights_dir, tmp_path, capsys):
+    lib = _library(tmp_path / "lib", 2)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("mine")
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    assert audit([str(lib), "--state", str(theirs), "--weights", nr], spark=spark) == 2
+    assert sorted(p.name for p in theirs.iterdir()) == ["keep.txt"]
+    assert "not a deepiqa audit state" in capsys.readouterr().err
+    inside = lib / "state"
+    assert audit([str(lib), "--state", str(inside), "--weights", nr], spark=spark) == 2
+    assert not inside.exists()
+    # plain s3:// (boto3, no Hadoop connector here): refused before anything is written
+    assert audit([str(lib), "--state", "s3://media/audit-state", "--weights", nr], spark=spark) == 2
+    assert "no file system for it" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad_rule:
+        audit([str(lib), "--state", str(tmp_path / "s"), "--alert", "p10 about 3"], spark=spark)
+    assert bad_rule.value.code == 2
+
+
+@pytest.mark.slow  # several audit runs each: the fast loop keeps the alert and usage tests
+def test_score_rules_need_a_known_direction(spark, audit, tmp_path, capsys):
+    from deepiqa_core.weights import save_weights
+    from deepiqa_core.weights.format import WeightsMeta
+
+    from .conftest import trained_like
+
+    blind = tmp_path / "blind.safetensors"
+    save_weights(trained_like("wadiqam-nr"), blind, WeightsMeta(variant="wadiqam-nr"))
+    lib = _library(tmp_path / "lib", 2)
+    state = tmp_path / "state"
+    args = [str(lib), "--state", str(state), "--weights", str(blind), "--alert", "p10<40"]
+    assert audit(args, spark=spark) == 2
+    assert "--score-direction" in capsys.readouterr().err and not state.exists()
+    assert audit([*args, "--score-direction", "higher_better"], spark=spark) in (0, 1)
+    assert _summary(state)["score_direction"] == "higher_better"
+
+
+@pytest.mark.slow  # several audit runs each: the fast loop keeps the alert and usage tests
+def test_manifest_versions_from_a_column_or_the_content(spark, audit, weights_dir, tmp_path):
+    lib = _library(tmp_path / "lib", 4)
+    uris = sorted(str(p) for p in lib.rglob("*.png"))
+    manifest = tmp_path / "m.parquet"
+    table = pd.DataFrame({"uri": uris, "etag": ["v1"] * 4, "owner": ["x", "y", "z", "w"]})
+    table.to_parquet(manifest)
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    by_column = [str(manifest), "--state", str(tmp_path / "s1"), "--weights", nr]
+    assert audit([*by_column, "--version-column", "etag"], spark=spark) == 0
+    table.loc[1, "etag"] = "v2"
+    table.to_parquet(manifest)
+    assert audit([*by_column, "--version-column", "etag"], spark=spark) == 0
+    assert _summary(tmp_path / "s1")["counts"]["changed"] == 1
+    snap = _snapshot(tmp_path / "s1")
+    assert set(snap["owner"]) == {"x", "y", "z", "w"}  # the manifest's own columns kept
+
+    by_content = [str(manifest), "--state", str(tmp_path / "s2"), "--weights", nr]
+    assert audit(by_content, spark=spark) == 0
+    os.utime(uris[0], ns=(0, 10**18))  # a new mtime, the same bytes: unchanged
+    Path(uris[3]).write_bytes(encode(make_image(40, 72, seed=55)))
+    assert audit(by_content, spark=spark) == 0
+    counts = _summary(tmp_path / "s2")["counts"]
+    assert (counts["changed"], counts["unchanged"]) == (1, 3)
+
+
+@pytest.mark.slow  # several audit runs each: the fast loop keeps the alert and usage tests
+def test_fr_audit_rescores_the_images_of_a_replaced_reference(spark, audit, weights_dir, tmp_path):
+    refs, dist = tmp_path / "refs", tmp_path / "dist"
+    refs.mkdir()
+    dist.mkdir()
+    for name in ("cat", "dog"):
+        seed = len(name) + ord(name[0])
+        (refs / f"{name}.png").write_bytes(encode(make_image(40, 72, seed=seed)))
+        for k in range(2):
+            (dist / f"{name}__v{k}.png").write_bytes(encode(make_image(40, 72, seed=seed + k + 1)))
+    fr = str(weights_dir / "wadiqam-fr.safetensors")
+    state = tmp_path / "state"
+    args = [str(dist), "--ref", str(refs), "--state", str(state), "--weights", fr]
+    assert audit(args, spark=spark) == 0
+    assert _summary(state)["counts"]["scored"] == 4
+    (refs / "cat.png").write_bytes(encode(make_image(40, 72, seed=123)))
+    assert audit(args, spark=spark) == 0
+    again = _summary(state)
+    assert again["counts"]["changed"] == 2 and again["counts"]["unchanged"] == 2
+    snap = _snapshot(state)
+    assert snap["ref_uri"].str.endswith(("cat.png", "dog.png")).all()
+
+
+@pytest.mark.slow
+def test_a_killed_run_publishes_nothing_and_the_rerun_completes(weights_dir, tmp_path):
+    lib = _library(tmp_path / "lib", 6)
+    state = tmp_path / "state"
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    base = [sys.executable, str(JOBS / "audit.py"), str(lib), "--state", str(state)]
+    base += ["--weights", nr]
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    assert subprocess.run(base, env=env, capture_output=True, timeout=600).returncode == 0
+    before = _latest(state)
+    (lib / "b" / "late.png").write_bytes(encode(make_image(40, 72, seed=31)))
+    killed = subprocess.run(
+        [*base, "--stop-before-publish"], env=env, capture_output=True, timeout=600
+    )
+    assert killed.returncode == -9
+    assert _latest(state) == before  # nothing published
+    assert (state / "_work").exists()  # its work is there, unpublished
+    done = subprocess.run(base, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    after = _summary(state)
+    assert after["counts"]["new"] == 1 and after["counts"]["scored"] == 1
+    assert not (state / "_work").exists()
+    history = ds.dataset(state / "history", partitioning="hive").to_table().to_pandas()
+    assert sorted(history.groupby("run_id").size().tolist()) == [1, 6]  # no half run
