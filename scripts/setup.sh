@@ -12,6 +12,6 @@ stamp=.venv/.deepiqa-installed
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade "pip>=24" "setuptools>=68" wheel
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[hdf5,spark,s3,train,dev]"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[hdf5,spark,s3,train,dev,beam]"
   echo "$want" > "$stamp"
 fi

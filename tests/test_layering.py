@@ -1,5 +1,6 @@
-"""The architecture's import rules: only deepiqa_core.spark imports Spark; scoring needs neither
-pandas nor Petastorm; jobs are thin entry points over the library."""
+"""The architecture's import rules: only deepiqa_core.spark imports Spark and only
+deepiqa_core.beam imports Beam; scoring needs neither pandas nor Petastorm; jobs are thin entry
+points over the library."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "deepiqa_core"
 SPARK = LIBRARY / "spark"
+BEAM = LIBRARY / "beam"
 
 CHECK = """
 import importlib, pathlib, sys
@@ -19,9 +21,9 @@ scoring = {m: m in sys.modules for m in ("pandas", "pyspark", "petastorm")}
 root = pathlib.Path(deepiqa_core.__file__).parent
 for path in sorted(root.rglob("*.py")):
     parts = path.relative_to(root.parent).with_suffix("").parts
-    if parts[1] != "spark" and parts[-1] != "__main__":
+    if parts[1] not in ("spark", "beam") and parts[-1] != "__main__":
         importlib.import_module(".".join(parts).removesuffix(".__init__"))
-print(scoring, {m: m in sys.modules for m in ("pyspark", "petastorm")})
+print(scoring, {m: m in sys.modules for m in ("pyspark", "petastorm", "apache_beam")})
 """
 
 
@@ -47,6 +49,17 @@ def test_only_the_spark_subpackage_imports_pyspark():
     assert any("pyspark" in m for m in imported_modules(SPARK / "udf.py"))  # the scan works
 
 
+def test_only_the_beam_subpackage_imports_apache_beam():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted(LIBRARY.rglob("*.py"))
+        if BEAM not in path.parents
+        and any(m.split(".")[0] == "apache_beam" for m in imported_modules(path))
+    ]
+    assert offenders == []
+    assert any("apache_beam" in m for m in imported_modules(BEAM / "handler.py"))  # scan works
+
+
 def test_library_outside_spark_loads_without_spark_and_scoring_without_training_stack():
     done = subprocess.run(
         [sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120
@@ -55,7 +68,7 @@ def test_library_outside_spark_loads_without_spark_and_scoring_without_training_
     out = done.stdout.strip()
     assert out == (
         "{'pandas': False, 'pyspark': False, 'petastorm': False} "
-        "{'pyspark': False, 'petastorm': False}"
+        "{'pyspark': False, 'petastorm': False, 'apache_beam': False}"
     ), out
 
 

@@ -1,0 +1,526 @@
+"""The Beam scoring job (``python jobs/score_beam.py``): the Spark job's inputs, rules and outputs
+on any Beam runner (DirectRunner and Prism locally, Dataflow, Flink).
+
+One run:
+
+1. On the launcher, before anything is written: Beam's options are checked (an unknown flag is a
+   usage error), the output may be used (``outputs.check_separate``, ``publish.check_target``),
+   the weights are read and checked in full (``load_weights``), and the rows to score come from
+   the library's one rule (``inputs.image_rows``: listing, manifest columns, FR pairing), with
+   the Spark job's id rule (a repeated uri gets ``#2``, ``#3`` …) and its manifest pass-through
+   columns (all, or ``--pass-columns``; a name like an output column gets ``manifest_``).
+2. The run's work folder is opened (``publish``); the weights and the rows are staged there
+   (``_weights.safetensors``, ``_items/``), so the pipeline graph stays small whatever the input
+   and remote workers read both from the output's file system.
+3. The pipeline: ``ReadFromParquet(_items)`` → FR rows grouped by reference and sorted (a batch
+   shares references, each worker featurises a reference once) or NR rows reshuffled →
+   ``RunInference(KeyedModelHandler(ScoreModelHandler))`` (``handler``: the model loaded once
+   per worker process, ``BatchElements`` batches, ``BatchScorer.score_rows``) → one output row
+   per input row → ``WriteToParquet`` with an explicit Arrow schema (``OUTPUT_COLUMNS``, then
+   the manifest's columns).
+4. The launcher reads the written scores back (the columns it needs), checks there is exactly
+   one row per input, writes ``summary.json`` and publishes (rename, or ``_LATEST``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
+
+from .. import __version__
+from ..batch import OUTPUT_COLUMNS, ImageRow
+from ..defaults import packaged_bytes
+from ..errors import DeepIQAError
+from ..exits import ExitCode, UsageError, threshold_code
+from ..inputs import image_rows, manifest_columns, read_table
+from ..options import InputSpec, ScoringOptions, is_manifest
+from ..outputs import check_separate
+from ..sources import local_path
+from ..weights import load_weights, weights_sha256
+from . import publish
+from .handler import NAMESPACE, ScoreModelHandler, read_uri
+from .publish import Run, join
+
+SCORE_NAMES = [name for name, _ in OUTPUT_COLUMNS]
+ROLE_NAMES = ("id", "uri", "ref_uri", "image", "ref_image")
+MANIFEST_PREFIX = "manifest_"  # a passed-through column named like an output or role column
+ARROW_TYPES = {
+    "string": pa.string(),
+    "double": pa.float64(),
+    "int": pa.int32(),
+    "boolean": pa.bool_(),
+    "bigint": pa.int64(),
+}
+PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+WEIGHTS_FILE = "_weights.safetensors"
+ITEMS = "_items"
+SCORES = "scores"
+REMOTE_ONLY_RUNNERS = ("dataflow",)  # workers that cannot see the launcher's disk
+SECRET_WORDS = ("secret", "token", "password", "credential", "access_key")
+
+
+@dataclass(frozen=True)
+class BeamExecution:
+    """How the work is spread over the runner's workers."""
+
+    min_batch_rows: int = 8  # BatchElements' bounds: rows per RunInference batch
+    max_batch_rows: int = 64  # image bytes are large: like the Spark job's Arrow batches
+    torch_threads: int | None = None  # per worker process; default: torch's (all cores)
+    rows_per_file: int = 500_000  # rows per output Parquet file (~100 MB)
+
+
+@dataclass(frozen=True)
+class ScoreBeamSpec:
+    """One Beam scoring run: what, with which weights, how, where, and Beam's own options."""
+
+    inputs: InputSpec
+    weights: Path
+    output: str
+    overwrite: bool = False
+    pass_columns: tuple[str, ...] | None = None  # manifest columns kept; None: all
+    scoring: ScoringOptions = field(default_factory=ScoringOptions)
+    execution: BeamExecution = field(default_factory=BeamExecution)
+    pipeline_args: tuple[str, ...] = ()
+
+
+# --- 1. checks and rows (launcher) ---------------------------------------------------------
+
+
+def pipeline_options(args: tuple[str, ...]) -> PipelineOptions:
+    """Beam's options from the arguments this job does not take; an unknown one (a typo of
+    ours or of Beam's) is a usage error rather than a warning Beam would log and drop."""
+    options = PipelineOptions(list(args))
+    known = set(options.get_all_options())
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - known)
+    if unknown:
+        flags = ", ".join(f"--{name}" for name in unknown)
+        raise UsageError(f"unknown option(s) {flags}: neither this job's nor Beam's")
+    return options
+
+
+def read_weights(path: Path) -> bytes:
+    """The weights file's bytes (also the shipped defaults inside a zip or wheel)."""
+    if not path.is_file():
+        shipped = packaged_bytes(path)
+        if shipped is not None:
+            return shipped
+        raise UsageError(f"--weights {path} is not a file")
+    return path.read_bytes()
+
+
+def _absolute(source: str | None) -> str | None:
+    """Listed local paths are absolute, as in the Spark job (workers run elsewhere)."""
+    if source is None or is_manifest(source) or "://" in source:
+        return source
+    return os.path.abspath(source)
+
+
+def _check_schemes(spec: InputSpec) -> None:
+    for name, source in (("INPUT", spec.source), ("--ref", spec.ref)):
+        if source is None:
+            continue
+        scheme = source.split("://", 1)[0] if "://" in source else ""
+        if scheme not in ("", "file", "s3", "s3a", "s3n"):
+            raise UsageError(
+                f"{name} {source}: only local paths and s3:// are listed or read as manifests "
+                f"here; put {scheme}:// uris in a local or s3:// manifest instead"
+            )
+
+
+def unique_ids(ids: list[str | None]) -> list[str | None]:
+    """The Spark job's id rule without an id column: a repeat of a uri gets ``#2``, ``#3`` …
+    in manifest order."""
+    seen: dict[str, int] = {}
+    out: list[str | None] = []
+    for value in ids:
+        if value is None:
+            out.append(None)
+            continue
+        seen[value] = seen.get(value, 0) + 1
+        out.append(value if seen[value] == 1 else f"{value}#{seen[value]}")
+    return out
+
+
+def passed_columns(
+    manifest: Any, spec: InputSpec, pass_columns: tuple[str, ...] | None
+) -> pa.Table | None:
+    """A manifest's own columns to copy to the scores (renamed where they clash), in order."""
+    if manifest is None:
+        if pass_columns:
+            raise UsageError("--pass-columns needs a manifest INPUT")
+        return None
+    cols = manifest_columns(list(manifest.columns), spec)
+    roles = {c for c in (cols.id, cols.uri, cols.image, cols.ref_uri, cols.ref_image) if c}
+    others = [c for c in manifest.columns if c not in roles]
+    if pass_columns is not None:
+        unknown = sorted(set(pass_columns) - set(others))
+        if unknown:
+            raise UsageError(f"--pass-columns: the manifest has no columns {unknown}")
+        others = [c for c in others if c in pass_columns]
+    extras = pa.Table.from_pandas(manifest[others], preserve_index=False)
+    clash = set(SCORE_NAMES) | set(ROLE_NAMES)
+    return extras.rename_columns([MANIFEST_PREFIX + c if c in clash else c for c in others])
+
+
+def items_table(
+    spec: InputSpec, full_reference: bool, variant: str, pass_columns: tuple[str, ...] | None
+) -> pa.Table:
+    """``id, uri[, image][, ref_uri][, ref_image]`` and the passed columns, one row per input."""
+    _check_schemes(spec)
+    listed = replace(spec, source=_absolute(spec.source), ref=_absolute(spec.ref))
+    rows = image_rows(listed, full_reference, variant)
+    manifest = read_table(spec.source) if spec.is_manifest else None
+    extras = passed_columns(manifest, spec, pass_columns)
+    ids = [r.id for r in rows]
+    if manifest is not None and spec.id_column not in manifest.columns:
+        ids = unique_ids(ids)
+    columns: dict[str, pa.Array] = {
+        "id": pa.array(ids, pa.string()),
+        "uri": pa.array([r.uri for r in rows], pa.string()),
+        "ref_uri": pa.array([r.ref_uri if full_reference else None for r in rows], pa.string()),
+    }
+    if any(r.image is not None for r in rows):
+        columns["image"] = pa.array([r.image for r in rows], pa.binary())
+    if full_reference and any(r.ref_image is not None for r in rows):
+        columns["ref_image"] = pa.array([r.ref_image for r in rows], pa.binary())
+    table = pa.table(columns)
+    if extras is not None:
+        for name, column in zip(extras.column_names, extras.columns, strict=True):
+            table = table.append_column(name, column)
+    return table
+
+
+def output_schema(items: pa.Schema) -> pa.Schema:
+    """``OUTPUT_COLUMNS`` with their Arrow types, then the manifest's passed columns."""
+    fields = [pa.field(name, ARROW_TYPES[kind]) for name, kind in OUTPUT_COLUMNS]
+    fields += [f for f in items if f.name not in ROLE_NAMES]
+    return pa.schema(fields)
+
+
+# --- 3. the pipeline -----------------------------------------------------------------------
+
+
+def keyed_row(item: dict[str, Any], extras: tuple[str, ...]) -> tuple[dict, ImageRow]:
+    """(what the output row keeps, what the model needs) for one staged item."""
+    key = {"id": item["id"], "uri": item["uri"], "ref_uri": item.get("ref_uri")}
+    key.update((name, item[name]) for name in extras)
+    row = ImageRow(
+        id=item["id"],
+        uri=item["uri"],
+        image=item.get("image"),
+        ref_uri=item.get("ref_uri"),
+        ref_image=item.get("ref_image"),
+    )
+    return key, row
+
+
+def reference_key(element: tuple[dict, ImageRow]) -> str:
+    """The reference a row is scored against ("" when unpaired)."""
+    row = element[1]
+    if row.ref_image is not None:
+        return "bytes:" + hashlib.sha1(row.ref_image).hexdigest()
+    return row.ref_uri or ""
+
+
+def sorted_group(group: tuple[str, Any]) -> list[tuple[dict, ImageRow]]:
+    return sorted(group[1], key=lambda element: str(element[0]["id"]))
+
+
+def output_row(element: tuple[dict, dict], model: str, sha: str) -> dict[str, Any]:
+    key, result = element
+    return {**key, **result, "model": model, "model_sha256": sha}
+
+
+def build_pipeline(
+    p: beam.Pipeline,
+    run: Run,
+    handler: ScoreModelHandler,
+    schema: pa.Schema,
+    *,
+    full_reference: bool,
+    has_bytes: bool,
+    model: str,
+    shards: int,
+) -> None:
+    """The graph of step 3 in the module docstring."""
+    extras = tuple(f.name for f in schema if f.name not in SCORE_NAMES)
+    rows = (
+        p
+        | "ReadItems" >> beam.io.ReadFromParquet(join(run.path(ITEMS), "*.parquet"))
+        | "Key" >> beam.Map(keyed_row, extras)
+    )
+    if full_reference:
+        rows = (
+            rows
+            | "ByReference" >> beam.GroupBy(reference_key)
+            | "SortedById" >> beam.FlatMap(sorted_group)
+        )
+    elif not has_bytes:  # a table of image bytes is scored where it is read, never shuffled
+        rows = rows | "Spread" >> beam.Reshuffle()
+    (
+        rows
+        | "Score" >> RunInference(KeyedModelHandler(handler))
+        | "OutputRow" >> beam.Map(output_row, model, handler.weights_sha)
+        | "Write"
+        >> beam.io.WriteToParquet(
+            join(run.path(SCORES), "part"),
+            schema,
+            codec="snappy",
+            file_name_suffix=".parquet",
+            num_shards=shards,
+        )
+    )
+
+
+def redacted(args: tuple[str, ...]) -> list[str]:
+    """Beam's arguments for summary.json, without the values of secrets (--s3_secret_access_key
+    and the like): ``--name=value`` and ``--name value`` forms."""
+    out: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next and not arg.startswith("--"):
+            out.append("***")
+            hide_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        secret = arg.startswith("--") and any(w in name.lower() for w in SECRET_WORDS)
+        out.append(f"{name}=***" if secret and eq else arg)
+        hide_next = secret and not eq
+    return out
+
+
+def counters(result: Any) -> dict[str, int]:
+    """This job's counters (committed where the runner has them, else attempted)."""
+    query = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    out: dict[str, int] = {}
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        out[counter.key.metric.name] = out.get(counter.key.metric.name, 0) + int(value or 0)
+    return out
+
+
+# --- 4. summary and publishing ---------------------------------------------------------------
+
+
+def read_scores(run: Run, columns: list[str]) -> pa.Table:
+    """Columns of the written scores (only these are read, from every output file)."""
+    files = [f for f in publish.files_under(run.path(SCORES)) if f.endswith(".parquet")]
+    tables = []
+    for uri in files:
+        if run.mode == "rename":
+            tables.append(pq.read_table(uri, columns=columns))
+        else:
+            tables.append(pq.read_table(io.BytesIO(read_uri(uri)), columns=columns))
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    return pa.concat_tables(tables)
+
+
+def summarise(scores: pa.Table, rows_in: int) -> dict:
+    """Counts, errors by code and exact score percentiles of the written scores."""
+    codes = scores.column("error_code").to_pylist()
+    errors: dict[str, int] = {}
+    for code in codes:
+        if code is not None:
+            errors[code] = errors.get(code, 0) + 1
+    values = np.array([v for v in scores.column("score").to_pylist() if v is not None], float)
+    in_range = scores.column("in_range").to_pylist()
+    percentiles = (
+        np.quantile(values, PERCENTILES, method="inverted_cdf").tolist() if len(values) else []
+    )
+    return {
+        "rows_in": rows_in,
+        "rows_out": scores.num_rows,
+        "scored": int(len(values)),
+        "failed": sum(errors.values()),
+        "errors_by_code": dict(sorted(errors.items())),
+        "out_of_range": sum(1 for v in in_range if v is False),
+        "score_mean": float(values.mean()) if len(values) else None,
+        "score_percentiles": dict(
+            zip([f"p{int(q * 100)}" for q in PERCENTILES], percentiles, strict=False)
+        ),
+        "percentile_rank_error": 0.0,  # exact: the launcher reads the score column back
+    }
+
+
+def versions() -> dict:
+    import pandas
+    import torch
+
+    return {
+        "deepiqa": __version__,
+        "python": platform.python_version(),
+        "apache_beam": beam.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pa.__version__,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The lines the job prints (the same facts as the Spark job's)."""
+    lines = [
+        f"deepiqa score (Beam, {summary['runner']}): {summary['rows_in']} images with "
+        f"{summary['model']} ({summary['model_sha256'][:12]}) in {summary['seconds']} s, "
+        f"{summary['images_per_second']} images/s"
+    ]
+    errors = ", ".join(f"{k} {v}" for k, v in summary["errors_by_code"].items()) or "none"
+    lines.append(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
+    if summary["out_of_range"]:
+        lines.append(
+            f"  warning: {summary['out_of_range']} score(s) outside the model's declared range "
+            "(in_range = false): the network is extrapolating"
+        )
+    if summary["score_percentiles"]:
+        pct = summary["score_percentiles"].values()
+        lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct))
+    lines.append(
+        f"  model loads: {summary['model_loads']} for {summary['batches']} batches"
+        f" of at most {summary['arguments']['execution']['max_batch_rows']} rows"
+    )
+    lines.append(f"  output: {summary['output']}")
+    return "\n".join(lines)
+
+
+def _stage(run: Run, weights: bytes, items: pa.Table) -> None:
+    row_group = 64 if "image" in items.column_names else 1000
+    if run.mode == "rename":
+        Path(run.path(ITEMS)).mkdir()
+        Path(run.path(WEIGHTS_FILE)).write_bytes(weights)
+        pq.write_table(items, run.path(ITEMS, "items.parquet"), row_group_size=row_group)
+        return
+    publish.write_bytes(run.path(WEIGHTS_FILE), weights)
+    buffer = io.BytesIO()
+    pq.write_table(items, buffer, row_group_size=row_group)
+    publish.write_bytes(run.path(ITEMS, "items.parquet"), buffer.getvalue())
+
+
+def _drop_scratch(run: Run) -> None:
+    if run.mode == "rename":
+        shutil.rmtree(run.path(ITEMS), ignore_errors=True)
+        Path(run.path(WEIGHTS_FILE)).unlink(missing_ok=True)
+    else:
+        publish.delete_tree(run.path(ITEMS))
+        FileSystems.delete([run.path(WEIGHTS_FILE)])
+
+
+def run_score_beam(spec: ScoreBeamSpec) -> dict:
+    """Check, stage, run the pipeline, summarise and publish; returns the summary."""
+    started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
+    options = pipeline_options(spec.pipeline_args)
+    FileSystems.set_options(options)
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    output = spec.output
+    if publish.is_local(output):
+        if runner.lower().removesuffix("runner") in REMOTE_ONLY_RUNNERS:
+            raise UsageError(f"--runner {runner} writes from remote workers: give a gs:// --output")
+        check_separate(local_path(output), [spec.inputs.source, spec.inputs.ref, spec.weights])
+    publish.check_target(output, spec.overwrite)
+    try:
+        pipeline = beam.Pipeline(options=options)
+    except (ValueError, ImportError) as exc:  # an unknown --runner, or one not installed
+        raise UsageError(str(exc)) from exc
+    weights = read_weights(spec.weights)
+    _, meta = load_weights(weights)  # a file that cannot be used fails here (exit 3)
+    sha = weights_sha256(weights)
+    full_reference = meta.variant.endswith("-fr")
+    items = items_table(spec.inputs, full_reference, meta.variant, spec.pass_columns)
+    if items.num_rows == 0:
+        raise DeepIQAError(f"no images found in {spec.inputs.source}")
+    schema = output_schema(items.schema)
+    run_name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    run = publish.start(output, run_name)
+    try:
+        _stage(run, weights, items)
+        ex = spec.execution
+        handler = ScoreModelHandler(
+            run.path(WEIGHTS_FILE),
+            sha,
+            spec.scoring,
+            min_batch_rows=ex.min_batch_rows,
+            max_batch_rows=ex.max_batch_rows,
+            torch_threads=ex.torch_threads,
+        )
+        shards = max(1, -(-items.num_rows // ex.rows_per_file))
+        build_pipeline(
+            pipeline,
+            run,
+            handler,
+            schema,
+            full_reference=full_reference,
+            has_bytes="image" in items.column_names,
+            model=meta.variant,
+            shards=shards,
+        )
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state != PipelineState.DONE:
+            raise DeepIQAError(f"the pipeline ended {state}")
+        metrics = counters(result)
+        stats = summarise(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
+        if stats["rows_out"] != stats["rows_in"]:
+            raise DeepIQAError(f"{stats['rows_out']} output rows for {stats['rows_in']} inputs")
+        _drop_scratch(run)
+        elapsed = time.perf_counter() - started
+        summary = {
+            "model": meta.variant,
+            "model_sha256": sha,
+            "run_id": run_name,
+            "started_at": started_at,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **stats,
+            "seconds": round(elapsed, 2),
+            "images_per_second": round(items.num_rows / elapsed, 2) if elapsed > 0 else None,
+            "runner": runner,
+            "model_loads": metrics.get("model_loads", 0),
+            "batches": metrics.get("batches", 0),
+            "output_files": shards,
+            "output": run.published,
+            "publish": run.mode,
+            "input": {"source": spec.inputs.source, "ref": spec.inputs.ref},
+            "arguments": json.loads(
+                json.dumps(
+                    asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args)))),
+                    default=str,
+                )
+            ),
+            "versions": versions(),
+        }
+        publish.write_text(run.path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        publish.commit(run)
+    except BaseException:
+        publish.abandon(run)
+        raise
+    return summary
+
+
+def run_score_beam_job(spec: ScoreBeamSpec) -> int:
+    """Run, print the summary; exit code 1 when --max-error-rate is exceeded."""
+    summary = run_score_beam(spec)
+    print(format_summary(summary))
+    limit = spec.scoring.max_error_rate
+    code = threshold_code(summary["failed"], summary["rows_in"], limit)
+    if code != ExitCode.OK:
+        rate = summary["failed"] / summary["rows_in"]
+        print(f"  error rate {rate:.3f} exceeds --max-error-rate {limit}")
+    return code
