@@ -10,14 +10,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from .audit.options import AUDIT_EPILOG_PARTS, add_audit_arguments
-from .batch import BatchScorer, ImageRow, RowResult, load_image
+from .batch import BatchScorer, ImageRow, RowResult
 from .cli_training import add_training_commands
 from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
 from .errors import DeepIQAError
@@ -31,7 +31,7 @@ from .exits import (
 )
 from .inputs import image_rows
 from .local_scorer import load_scorer
-from .maps import save_map
+from .maps import save_map, score_for_map
 from .models import VARIANTS, DeepIQA
 from .options import (
     INPUTS_HELP,
@@ -40,8 +40,6 @@ from .options import (
     input_spec,
     scoring_options,
 )
-from .patches import grid_for
-from .scoring import PatchMap
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
@@ -203,16 +201,10 @@ def _check_targets(targets: Sequence[str | None], rows: Sequence[ImageRow]) -> N
 def _score_with_map(batch: BatchScorer, row: ImageRow, target: str, direction: str) -> Row:
     """Score one image as every other (same errors), then draw its quality map (on the model's
     declared score range when it has one, so maps of different images compare)."""
-    config = replace(batch.config, with_patches=True)
-    with_patches = BatchScorer(batch.scorer, batch.model_name, batch.model_sha256, config)
-    with_patches.score_range = batch.score_range
-    result = with_patches.score_rows([row])[0]
-    if result.error_code is None:
-        image = load_image(row.uri, row.image, config)
-        grid = grid_for(image.shape[0], image.shape[1], config.stride)
+    result, drawn = score_for_map(batch, row)
+    if drawn is not None:
         save_map(
-            image,
-            PatchMap(grid, result.patch_quality, result.patch_weight),
+            *drawn,
             target,
             score=result.score,
             score_range=batch.score_range,

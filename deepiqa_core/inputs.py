@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,32 @@ class ManifestColumns:
     image: str | None
     ref_uri: str | None
     ref_image: str | None
+
+
+# a manifest's own column named like an output or role column is passed on with this prefix
+MANIFEST_PREFIX = "manifest_"
+ROLE_COLUMNS = ("id", "uri", "ref_uri", "image", "ref_image")
+
+
+def passed_columns(
+    columns: Sequence[str],
+    cols: ManifestColumns,
+    pass_columns: Sequence[str] | None,
+    reserved: Iterable[str],
+) -> list[tuple[str, str]]:
+    """The manifest's own columns copied to the score rows, as (column, output name), in order:
+    all but the role columns (``pass_columns`` None) or those named (an unknown name is a usage
+    error); one named like a ``reserved`` or role column gets ``MANIFEST_PREFIX``. The Spark and
+    Beam jobs both follow this rule."""
+    roles = {c for c in (cols.id, cols.uri, cols.image, cols.ref_uri, cols.ref_image) if c}
+    others = [c for c in columns if c not in roles]
+    if pass_columns is not None:
+        unknown = sorted(set(pass_columns) - set(others))
+        if unknown:
+            raise UsageError(f"--pass-columns: the manifest has no columns {unknown}")
+        others = [c for c in others if c in pass_columns]
+    clash = set(reserved) | set(ROLE_COLUMNS)
+    return [(c, MANIFEST_PREFIX + c if c in clash else c) for c in others]
 
 
 def manifest_columns(columns: Sequence[str], spec: InputSpec) -> ManifestColumns:

@@ -1,5 +1,5 @@
-"""A scorer in this process from a weights file: the one loader of ``deepiqa score`` and of
-the audit report's quality maps (the Spark jobs broadcast the weights instead)."""
+"""A scorer in this process from a weights file: the one loader of ``deepiqa score``, the audit
+report's quality maps and the Beam workers (the Spark jobs broadcast the weights instead)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ def load_scorer(weights: Path, options: ScoringOptions) -> tuple[Scorer, Weights
     """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
     if not weights.is_file():
         raise UsageError(f"--weights {weights} is not a file")
-    data = weights.read_bytes()
+    return scorer_from_bytes(weights.read_bytes(), options)
+
+
+def scorer_from_bytes(data: bytes, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:
+    """``load_scorer`` for weights already read (the Beam workers read theirs from a URI)."""
     model, meta = load_weights(data)
     device = resolve_device(options.device)
     scorer = Scorer(

@@ -23,12 +23,15 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .batch import BatchScorer, ImageRow, RowResult, load_image
 from .models import PATCH_SIZE
+from .patches import grid_for
 from .scoring import PatchMap
 
 # A short perceptually ordered ramp (dark blue -> teal -> green -> yellow).
@@ -284,3 +287,20 @@ def save_map(
         image, patch_map, score=score, score_range=score_range, label=label, direction=direction
     )
     Image.fromarray(picture).save(path)
+
+
+def score_for_map(
+    batch: BatchScorer, row: ImageRow
+) -> tuple[RowResult, tuple[np.ndarray, PatchMap] | None]:
+    """Score one row as every other (same errors), with patch outputs; when it scored, also its
+    decoded image and patch map, ready for ``save_map`` / ``map_png`` (``deepiqa score --map``
+    and the audit report's maps)."""
+    config = replace(batch.config, with_patches=True)
+    scorer = BatchScorer(batch.scorer, batch.model_name, batch.model_sha256, config)
+    scorer.score_range = batch.score_range
+    result = scorer.score_rows([row])[0]
+    if result.error_code is not None:
+        return result, None
+    image = load_image(row.uri, row.image, config)
+    grid = grid_for(image.shape[0], image.shape[1], config.stride)
+    return result, (image, PatchMap(grid, result.patch_quality, result.patch_weight))

@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..batch import BatchScorer, ImageRow, load_image
+from ..batch import BatchScorer, ImageRow
 from ..local_scorer import load_scorer
-from ..maps import map_png
+from ..maps import map_png, score_for_map
 from ..options import ScoringOptions
-from ..patches import grid_for
-from ..scoring import PatchMap
 
 
 def quality_maps(
@@ -30,19 +28,15 @@ def quality_maps(
         return []
     options = replace(options, device="cpu")
     scorer, meta, sha = load_scorer(Path(weights), options)
-    config = replace(options.batch, with_patches=True)
-    batch = BatchScorer(scorer, meta.variant, sha, config, meta.score_range)
+    batch = BatchScorer(scorer, meta.variant, sha, options.batch, meta.score_range)
     maps = []
     for row in rows:
         item = ImageRow(id=row["id"], uri=row.get("uri"), image=row["data"])
-        result = batch.score_rows([item])[0]
-        if result.error_code is not None:
+        result, drawn = score_for_map(batch, item)
+        if drawn is None:
             continue
-        image = load_image(item.uri, item.image, config)
-        grid = grid_for(image.shape[0], image.shape[1], config.stride)
         png = map_png(
-            image,
-            PatchMap(grid, result.patch_quality, result.patch_weight),
+            *drawn,
             score=result.score,
             score_range=score_range,
             label=meta.variant,

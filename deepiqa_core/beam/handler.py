@@ -39,7 +39,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
 from ..batch import RESULT_FIELDS, BatchScorer, ImageRow, RowResult
-from ..devices import autocast_dtype, resolve_device
 from ..errors import (
     AccessDeniedError,
     DeepIQAError,
@@ -49,10 +48,10 @@ from ..errors import (
     ReadTimeoutError,
     reference_error,
 )
+from ..local_scorer import scorer_from_bytes
 from ..options import ScoringOptions
-from ..scoring import Scorer
 from ..sources import S3_SCHEMES
-from ..weights import load_weights, weights_sha256
+from ..weights import weights_sha256
 
 NAMESPACE = "deepiqa"
 RESULT_NAMES = [name for name, _ in RESULT_FIELDS]
@@ -184,17 +183,9 @@ class ScoreModelHandler(ModelHandler[ImageRow, dict, LoadedModel]):
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         data = read_uri(self.weights_uri)
-        if weights_sha256(data) != self.weights_sha:
+        if weights_sha256(data) != self.weights_sha:  # before loading: a swapped file says so
             raise DeepIQAError(f"{self.weights_uri} changed after the run started")
-        model, meta = load_weights(data)
-        device = resolve_device(self.options.device)
-        scorer = Scorer(
-            model,
-            device=device,
-            stride=self.options.batch.stride,
-            patch_budget=self.options.batch.patch_budget,
-            autocast_dtype=autocast_dtype(self.options.precision, device),
-        )
+        scorer, meta, _ = scorer_from_bytes(data, self.options)
         batch = BatchScorer(
             scorer, meta.variant, self.weights_sha, self.options.batch, meta.score_range
         )

@@ -51,7 +51,7 @@ from ..batch import OUTPUT_COLUMNS, ImageRow
 from ..defaults import packaged_bytes
 from ..errors import DeepIQAError
 from ..exits import ExitCode, UsageError, threshold_code
-from ..inputs import image_rows, manifest_columns, read_table
+from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
 from ..sources import local_path
@@ -61,8 +61,6 @@ from .handler import NAMESPACE, ScoreModelHandler, read_uri
 from .publish import Run, join
 
 SCORE_NAMES = [name for name, _ in OUTPUT_COLUMNS]
-ROLE_NAMES = ("id", "uri", "ref_uri", "image", "ref_image")
-MANIFEST_PREFIX = "manifest_"  # a passed-through column named like an output or role column
 ARROW_TYPES = {
     "string": pa.string(),
     "double": pa.float64(),
@@ -160,7 +158,7 @@ def unique_ids(ids: list[str | None]) -> list[str | None]:
     return out
 
 
-def passed_columns(
+def passed_table(
     manifest: Any, spec: InputSpec, pass_columns: tuple[str, ...] | None
 ) -> pa.Table | None:
     """A manifest's own columns to copy to the scores (renamed where they clash), in order."""
@@ -169,16 +167,9 @@ def passed_columns(
             raise UsageError("--pass-columns needs a manifest INPUT")
         return None
     cols = manifest_columns(list(manifest.columns), spec)
-    roles = {c for c in (cols.id, cols.uri, cols.image, cols.ref_uri, cols.ref_image) if c}
-    others = [c for c in manifest.columns if c not in roles]
-    if pass_columns is not None:
-        unknown = sorted(set(pass_columns) - set(others))
-        if unknown:
-            raise UsageError(f"--pass-columns: the manifest has no columns {unknown}")
-        others = [c for c in others if c in pass_columns]
-    extras = pa.Table.from_pandas(manifest[others], preserve_index=False)
-    clash = set(SCORE_NAMES) | set(ROLE_NAMES)
-    return extras.rename_columns([MANIFEST_PREFIX + c if c in clash else c for c in others])
+    kept = passed_columns(list(manifest.columns), cols, pass_columns, SCORE_NAMES)
+    extras = pa.Table.from_pandas(manifest[[c for c, _ in kept]], preserve_index=False)
+    return extras.rename_columns([name for _, name in kept])
 
 
 def items_table(
@@ -189,7 +180,7 @@ def items_table(
     listed = replace(spec, source=_absolute(spec.source), ref=_absolute(spec.ref))
     rows = image_rows(listed, full_reference, variant)
     manifest = read_table(spec.source) if spec.is_manifest else None
-    extras = passed_columns(manifest, spec, pass_columns)
+    extras = passed_table(manifest, spec, pass_columns)
     ids = [r.id for r in rows]
     if manifest is not None and spec.id_column not in manifest.columns:
         ids = unique_ids(ids)
@@ -212,7 +203,7 @@ def items_table(
 def output_schema(items: pa.Schema) -> pa.Schema:
     """``OUTPUT_COLUMNS`` with their Arrow types, then the manifest's passed columns."""
     fields = [pa.field(name, ARROW_TYPES[kind]) for name, kind in OUTPUT_COLUMNS]
-    fields += [f for f in items if f.name not in ROLE_NAMES]
+    fields += [f for f in items if f.name not in ROLE_COLUMNS]
     return pa.schema(fields)
 
 

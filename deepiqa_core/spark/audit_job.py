@@ -31,15 +31,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..audit.alerts import AlertRule, check_direction, evaluate
+from ..batch import OUTPUT_COLUMNS
 from ..exits import ExitCode
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_separate
 from . import audit_stats as stats
 from .audit_library import classify, library_frame
-from .audit_report import write_report
+from .audit_report import TREND_RUNS, write_report
 from .audit_state import AuditState, new_run_id
 from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job, versions
 from .scoring import BroadcastModel
+from .storage import local_path_of
 
 REASONS = ("new", "changed", "model", "retry", "full", "unchanged")
 HISTORY_COLUMNS = ["id", "uri", "ref_uri", "version", "event", "reason", "scored_at"] + [
@@ -81,8 +83,8 @@ def run_audit(spark: SparkSession, spec: AuditSpec) -> int:
 
 def audit(spark: SparkSession, spec: AuditSpec) -> dict:
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
-    if "://" not in spec.state or spec.state.startswith("file:"):
-        local = spec.state.removeprefix("file://").removeprefix("file:")
+    local = local_path_of(spec.state)
+    if local is not None:
         check_separate(Path(local), [spec.inputs.source, spec.inputs.ref, spec.weights])
     model = BroadcastModel.create(spark, spec.weights)
     direction = spec.score_direction or model.meta.score_direction
@@ -122,7 +124,7 @@ def _run(
     )
     snapshot_uri = state.snapshot_uri()
     previous = spark.read.parquet(snapshot_uri) if snapshot_uri else None
-    planned, _ = classify(library, previous, model.sha256, spec.full)
+    planned = classify(library, previous, model.sha256, spec.full)
     bytes_cols = [c for c in ("image", "ref_image") if c in planned.columns]
     planned.drop(*bytes_cols).write.parquet(work("plan"))
     plan = spark.read.parquet(work("plan"))
@@ -145,13 +147,14 @@ def _run(
             inputs, spec.weights, work("scored"), scoring=spec.scoring, execution=spec.execution
         )
         run_score_job(spark, job)
-        scored = spark.read.parquet(work("scored", "scores")).select(
+        scores = spark.read.parquet(work("scored", "scores"))
+        scored = scores.select(
             *HISTORY_COLUMNS[:4],
             F.lit("scored").alias("event"),
             "reason",
             scored_at.alias("scored_at"),
             *HISTORY_COLUMNS[7:],
-            *_extras(spark.read.parquet(work("scored", "scores"))),
+            *_extras(scores),
         )
 
     gone = None
@@ -179,7 +182,10 @@ def _run(
     snapshot.repartition(files).write.parquet(work("snapshot"))
     snapshot = spark.read.parquet(work("snapshot"))
 
-    summary = _numbers(spark, spec, model, state, direction, snapshot, history, by_reason)
+    earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
+    summary, error_rows = _numbers(
+        spec, model, state, direction, snapshot, history, by_reason, earlier
+    )
     summary.update(
         run_id=run_id,
         started_at=started_at,
@@ -189,7 +195,7 @@ def _run(
         alert_rules=[r.text for r in spec.alerts],
         versions=versions(spark),
     )
-    write_report(spark, spec, state, run_id, summary, snapshot, library)
+    write_report(spec, state, run_id, summary, snapshot, library, error_rows, earlier)
     return summary
 
 
@@ -217,14 +223,11 @@ def _empty_schema() -> str:
         reason="string",
         scored_at="timestamp",
     )
-    from ..batch import OUTPUT_COLUMNS
-
     types.update(OUTPUT_COLUMNS)
     return ", ".join(f"{c} {types[c]}" for c in HISTORY_COLUMNS)
 
 
 def _numbers(
-    spark: SparkSession,
     spec: AuditSpec,
     model: BroadcastModel,
     state: AuditState,
@@ -232,15 +235,17 @@ def _numbers(
     snapshot: DataFrame,
     history: DataFrame,
     by_reason: dict[str, int],
-) -> dict:
-    """summary.json's numbers: counts, library and run statistics, histogram, folders, alerts."""
+    earlier: list[dict],
+) -> tuple[dict, list[dict]]:
+    """summary.json's numbers (counts, library and run statistics, histogram, folders, alerts)
+    and a few of this run's failed rows for the report."""
     threshold = spec.resolved_threshold()
     active = snapshot.where(~F.col("removed"))
     run_rows = history.where(F.col("event") == "scored")
     library_stats = stats.score_stats(active, threshold)
     run_stats = stats.score_stats(run_rows, threshold)
     removed = history.where(F.col("event") == "removed").count()
-    run_errors, _ = stats.errors(run_rows, examples=0)
+    run_errors, error_rows = stats.errors(run_rows)
     counts = {
         "library": sum(by_reason.values()),
         "new": by_reason.get("new", 0),
@@ -256,8 +261,7 @@ def _numbers(
     score_range = model.meta.score_range
     low, high = score_range if score_range else stats.score_bounds(active)
     folders, truncated = stats.folders(active, spec.inputs.source, threshold)
-    previous = state.summaries(limit=1)
-    before = previous[-1]["library_stats"] if previous else {}
+    before = earlier[-1]["library_stats"] if earlier else {}
 
     def drop(name: str) -> float | None:
         now, then = library_stats.get(name), before.get(name)
@@ -289,7 +293,7 @@ def _numbers(
         return values[rule.metric]
 
     alerts = evaluate(spec.alerts, value_of)
-    return {
+    summary = {
         "library": spec.inputs.source,
         "ref": spec.inputs.ref,
         "state": state.uri,
@@ -310,6 +314,7 @@ def _numbers(
         "folders_truncated": truncated,
         "folders_total": stats.folder_count(active) if truncated else len(folders),
     }
+    return summary, error_rows
 
 
 def format_audit(summary: dict) -> str:

@@ -13,7 +13,7 @@ Version keys (what tells a changed image from an unchanged one without scoring i
 sha256): ``new``, ``changed`` (another version), ``model`` (scored by other weights), ``retry``
 (the last result was a transient failure, ``RETRY_CODES``), ``full`` (``--full``), or
 ``unchanged`` (the previous row is carried forward); images in the snapshot but no longer in the
-library are ``removed``.
+library are ``removed`` (``audit_job``).
 """
 
 from __future__ import annotations
@@ -100,10 +100,11 @@ def library_frame(
 
 def classify(
     library: DataFrame, previous: DataFrame | None, model_sha256: str, full: bool
-) -> tuple[DataFrame, DataFrame | None]:
-    """(library rows with ``reason``, previous rows that are gone: ``removed``)."""
+) -> DataFrame:
+    """The library's rows with their ``reason`` (the job finds the removed ones from its
+    materialised plan, so the listing is not run twice)."""
     if previous is None:
-        return library.withColumn("reason", F.lit("new")), None
+        return library.withColumn("reason", F.lit("new"))
     active = previous.where(~F.col("removed"))
     prev = active.select(
         F.col("id").alias("_pid"),
@@ -120,6 +121,4 @@ def classify(
         .when(F.lit(full), "full")
         .otherwise("unchanged")
     )
-    planned = joined.withColumn("reason", reason).drop("_pid", "_pversion", "_psha", "_perror")
-    gone = active.join(library.select("id"), on="id", how="left_anti")
-    return planned, gone
+    return joined.withColumn("reason", reason).drop("_pid", "_pversion", "_psha", "_perror")

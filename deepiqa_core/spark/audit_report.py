@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..audit.pictures import quality_maps
@@ -61,25 +61,25 @@ def _gallery(rows: list[dict]) -> list[dict]:
 
 
 def write_report(
-    spark: SparkSession,
     spec: AuditSpec,
     state: AuditState,
     run_id: str,
     summary: dict,
     snapshot: DataFrame,
     library: DataFrame,
+    error_rows: list[dict],
+    earlier: list[dict],
 ) -> None:
-    """Add the report's location to ``summary`` and write both files for publishing."""
+    """Add the report's location to ``summary`` and write both files for publishing
+    (``earlier``: the previous runs' summaries, oldest first, for the trend)."""
     active = snapshot.where(~F.col("removed"))
     higher_better = summary["score_direction"] != "lower_better"
     scored = summary["library_stats"]["scored"]
     shown = max(1, min(spec.gallery, scored // 2))  # a small library: worst and best differ
     worst, best = stats.extremes(active, shown, higher_better)
     worst, best = _with_bytes(worst, library), _with_bytes(best, library)
-    run_rows = snapshot.where(F.col("run_id") == run_id).where(~F.col("removed"))
-    _, error_rows = stats.errors(run_rows)
     summary["report"] = state.path(RUNS, run_id, "report.html")
-    trend = [_trend_point(s) for s in state.summaries(TREND_RUNS - 1)] + [_trend_point(summary)]
+    trend = [_trend_point(s) for s in [*earlier, summary]]
     extras = {
         "worst": _gallery(worst),
         "best": _gallery(best),

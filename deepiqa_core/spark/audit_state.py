@@ -29,7 +29,7 @@ from typing import Any
 
 from ..exits import UsageError
 from ..outputs import MARKER, marker_text
-from .publish import OWNER, _alive, _owner_record
+from .publish import OWNER, alive, owner_record
 from .storage import HadoopStorage, join, storage_for
 
 LATEST = "_LATEST"
@@ -94,9 +94,9 @@ class AuditState:
         else:
             s.mkdirs(self.uri)
             s.write_text(self.path(MARKER), marker_text("audit"))
-        if s.exists(self.path(RUNNING)) and _alive(s, self.uri):
+        if s.exists(self.path(RUNNING)) and alive(s, self.uri):
             raise UsageError(f"another audit is running on {self.uri} ({RUNNING}); wait for it")
-        s.write_text(self.path(RUNNING), _owner_record())
+        s.write_text(self.path(RUNNING), owner_record())
         self._recover()
 
     def _recover(self) -> None:

@@ -96,15 +96,19 @@ def score_bounds(rows: DataFrame, bins: int = BINS) -> tuple[float, float]:
     return start, start + width * bins
 
 
+def _folder():
+    """An image's folder: the uri (or id) up to its last ``/``."""
+    return F.regexp_extract(F.coalesce(F.col("uri"), F.col("id")), r"^(.*)/[^/]*$", 1)
+
+
 def folders(
     rows: DataFrame, root: str, threshold: float | None, limit: int = FOLDER_LIMIT
 ) -> tuple[list[dict], bool]:
     """Per folder (the image's parent, relative to ``root``): count, median, p10, share below
     the threshold, failed; the ``limit`` largest, and whether there were more."""
-    parent = F.regexp_extract(F.coalesce(F.col("uri"), F.col("id")), r"^(.*)/[^/]*$", 1)
     q = F.percentile_approx("score", [0.1, 0.5], ACCURACY)
     grouped = (
-        rows.withColumn("folder", parent)
+        rows.withColumn("folder", _folder())
         .groupBy("folder")
         .agg(
             F.count(F.lit(1)).alias("count"),
@@ -138,8 +142,7 @@ def folders(
 
 def folder_count(rows: DataFrame) -> int:
     """How many folders the library has (approximate beyond a few thousand: 1 % error)."""
-    parent = F.regexp_extract(F.coalesce(F.col("uri"), F.col("id")), r"^(.*)/[^/]*$", 1)
-    return int(rows.agg(F.approx_count_distinct(parent, 0.01)).first()[0])
+    return int(rows.agg(F.approx_count_distinct(_folder(), 0.01)).first()[0])
 
 
 def extremes(rows: DataFrame, n: int, higher_better: bool) -> tuple[list[dict], list[dict]]:

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from ..batch import OUTPUT_COLUMNS
 from ..errors import ManifestError
 from ..exits import UsageError
-from ..inputs import check_references, manifest_columns
+from ..inputs import check_references, manifest_columns, passed_columns
 from ..inputs import read_table as read_pandas_table
 from ..listing import iter_images, iter_versioned
 from ..options import InputSpec, is_manifest
@@ -46,10 +46,8 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-# output columns a passed-through manifest column must not shadow
+# output columns a passed-through manifest column must not shadow (Spark's own working columns too)
 SCORE_NAMES = (*(name for name, _ in OUTPUT_COLUMNS), "_chunk", "tile_row_start", "tile_row_stop")
-ROLE_COLUMNS = ("id", "uri", "ref_uri", "image", "ref_image")
-MANIFEST_PREFIX = "manifest_"  # a passed-through manifest column named like an output column
 LISTING_BATCH = 100_000
 
 
@@ -151,15 +149,8 @@ def _manifest_items(
         picked.append(F.col(f"`{cols.ref_uri}`").cast("string").alias("ref_uri"))
     if cols.ref_image and full_reference:
         picked.append(F.col(f"`{cols.ref_image}`").alias("ref_image"))
-    roles = {c for c in (cols.id, cols.uri, cols.image, cols.ref_uri, cols.ref_image) if c}
-    others = [c for c in table.columns if c not in roles]
-    if pass_columns is not None:
-        unknown = sorted(set(pass_columns) - set(others))
-        if unknown:
-            raise UsageError(f"--pass-columns: the manifest has no columns {unknown}")
-        others = [c for c in others if c in pass_columns]
-    clash = set(SCORE_NAMES) | set(ROLE_COLUMNS)
-    passed = [F.col(f"`{c}`").alias(MANIFEST_PREFIX + c if c in clash else c) for c in others]
+    kept = passed_columns(table.columns, cols, pass_columns, SCORE_NAMES)
+    passed = [F.col(f"`{c}`").alias(name) for c, name in kept]
     if cols.id:
         return table.select(F.col(f"`{cols.id}`").cast("string").alias("id"), *picked, *passed)
     return _unique_ids(table.select(*picked, *passed))

@@ -81,11 +81,11 @@ class Run:
         return uri
 
 
-def _owner_record() -> str:
+def owner_record() -> str:
     return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
 
 
-def _alive(storage: Storage, folder: str) -> bool:
+def alive(storage: Storage, folder: str) -> bool:
     """Whether the run that owns ``folder`` may still be writing it (see the module docstring)."""
     try:
         owner = json.loads(storage.read_text(join(folder, OWNER)) or "")
@@ -154,7 +154,7 @@ def recover(storage: Storage, target: str, keep: str | None = None) -> None:
     for folder in _siblings(storage, target, "old"):  # superseded once a result is in place
         storage.delete(folder)
     for folder in _siblings(storage, target, "staging"):
-        if folder != keep and not _alive(storage, folder):
+        if folder != keep and not alive(storage, folder):
             storage.delete(folder)
 
 
@@ -163,14 +163,14 @@ def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, ke
     parent, name = parent_and_name(target)
     work = join(parent, f".{name}.staging-{key}")
     resumable = resume and storage.exists(work) and not storage.exists(join(work, COMPLETE_MARKER))
-    if resumable and _alive(storage, work):
+    if resumable and alive(storage, work):
         raise UsageError(f"another run is writing {work}; wait for it or stop it")
     recover(storage, target, keep=work if resumable else None)
     _check_target(storage, target, overwrite)
     if not resumable and storage.exists(work):
         storage.delete(work)
     storage.mkdirs(work)
-    storage.write_text(join(work, OWNER), _owner_record())
+    storage.write_text(join(work, OWNER), owner_record())
     run = Run(work, storage, resumable, "rename", target, published=target)
     try:
         yield run
@@ -195,7 +195,7 @@ def _runs(storage: Storage, target: str) -> list[str]:
 def _pointer_cleanup(storage: Storage, target: str, keep: set[str]) -> None:
     for name in _runs(storage, target):
         folder = join(target, RUNS, name)
-        if name not in keep and not _alive(storage, folder):
+        if name not in keep and not alive(storage, folder):
             storage.delete(folder)
 
 
@@ -252,14 +252,14 @@ def _pointer_run(
         resumable = resume and bool(unfinished)
         name = max(unfinished) if resumable else _new_name(key)
         work = join(target, RUNS, name)
-    if resumable and _alive(work_storage, work):
+    if resumable and alive(work_storage, work):
         raise UsageError(f"another run is writing {work}; wait for it or stop it")
     current = _claim(storage, target, overwrite, resumable)
     _pointer_cleanup(storage, target, keep={n for n in (current, name) if n})
     if not resumable and work_storage.exists(work):
         work_storage.delete(work)
     work_storage.mkdirs(work)
-    work_storage.write_text(join(work, OWNER), _owner_record())
+    work_storage.write_text(join(work, OWNER), owner_record())
     run_folder = join(target, RUNS, name)
     run = Run(work, work_storage, resumable, "pointer", target, run_folder, export is not None)
     try:

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -47,7 +46,7 @@ from .inputs import read_inputs
 from .patches import explode_patches
 from .publish import Run, fingerprint, publish
 from .scoring import BroadcastModel
-from .storage import join
+from .storage import join, local_path_of
 from .summary import format_summary, summarise
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
 
@@ -153,10 +152,6 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
     return worst
 
 
-def _is_local(uri: str) -> bool:
-    return urlparse(uri).scheme in ("", "file")
-
-
 def _identity(spec: ScoreJobSpec, sha: str) -> dict:
     """What makes two runs the same run (for --resume): not how the work is spread."""
     record = asdict(replace(spec, execution=Execution(), overwrite=False, resume=False))
@@ -168,8 +163,8 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     output = str(spec.output)
     ex = spec.execution
-    if _is_local(output):
-        local = urlparse(output).path if output.startswith("file:") else output
+    local = local_path_of(output)
+    if local is not None:
         check_separate(Path(local), [spec.inputs.source, spec.inputs.ref, spec.weights])
     model = BroadcastModel.create(spark, spec.weights)
     with_patches = spec.patches or spec.tile_rows is not None

@@ -46,6 +46,15 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def local_path_of(uri: str) -> str | None:
+    """The plain path a local output URI (a path, ``file:``) names; None for other schemes
+    (the overlap checks against local inputs apply only to these)."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return parsed.path if parsed.scheme else uri
+
+
 def parent_and_name(uri: str) -> tuple[str, str]:
     trimmed = uri.rstrip("/")
     parent, _, name = trimmed.rpartition("/")
