@@ -1,18 +1,26 @@
-"""Throughput of deepiqa_core, run by hand (never a timed test).
+"""Throughput of deepiqa_core against the hardware and a per-image peer, run by hand (never a
+timed test). One run per device reports, side by side:
 
-For NR and FR at 512x384 and 1920x1080 (full grid, stride 32) it reports, in one run:
+* machine: the fp32 and bf16 matmul GFLOP/s (the peaks every other figure is read against),
+  whether the CPU has native bf16 (AVX512-BF16 / AMX) and what ``--precision auto`` picks;
+* decode: JPEG bytes -> RGB arrays, Pillow alone vs the library's decoder (simplejpeg for
+  plain JPEGs), on 1 thread and on the decode workers;
+* per patch: WaDIQaM-NR at 512x384 on decoded arrays, our ``Scorer`` in each precision against
+  a *peer* that scores one image per forward pass the way pyiqa's WaDIQaM does (patches on the
+  ``range(0, L - 32, 32)`` grid: 165 at 512x384, eager fp32 NCHW; pyiqa itself needs torchvision,
+  which this stack cannot install, so the peer is rebuilt from its documented behaviour). The
+  rounds alternate peer and ours, and the ratio is the median of the per-round ratios, because
+  the machine is shared and noisy;
+* per case (NR/FR x 512x384/1920x1080 x precision): network-only images/s and patches/s, the
+  conv stack alone in patches/s and GFLOP/s (and its share of the matmul peak of its precision),
+  end-to-end images/s from JPEG bytes (decode threads ahead of the network), FR with a distinct
+  reference per image;
+* agreement: max |score(bf16) - score(fp32)| with the shipped default weights over the bundled
+  photos and held-out degraded versions of them (heavy JPEG, blur, noise), and with a
+  He-initialised network (``gpu_checks.varied_model``: scores spread over tens).
 
-* matmul: the machine's fp32 (or autocast dtype) 2048^3 matrix-product GFLOP/s;
-* network: images/s of the network alone on pre-cut patches (conv stack + heads, the scorer's
-  batching), and the conv stack's achieved GFLOP/s (2 x 66.9 MMAC per patch; FR counts the
-  reference pass too), as a fraction of the matmul figure;
-* end-to-end: images/s from JPEG bytes (decode -> patches -> network -> pooling), and its ratio
-  to the network-only figure.
-
-    python benchmarks/bench_core.py                      # CPU
-    python benchmarks/bench_core.py --device cuda --dtype bfloat16 --compare-fp32
-
-Targets (issue 2): end-to-end >= 0.8 x network-only; network >= 0.7 x matmul (CPU).
+    python benchmarks/bench_core.py --json benchmarks/results/core-cpu.json
+    python benchmarks/bench_core.py --device cuda --images-small 256 --images-large 32
 """
 
 from __future__ import annotations
@@ -20,20 +28,31 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import statistics
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepiqa_core import DeepIQA, Scorer, decode_image, grid_for  # noqa: E402
+from gpu_checks import varied_model  # noqa: E402
+
+from deepiqa_core import DeepIQA, Scorer, decode_image, grid_for, imaging  # noqa: E402
+from deepiqa_core.defaults import SAMPLES, default_weights  # noqa: E402
+from deepiqa_core.devices import cpu_has_native_bf16, resolve_precision  # noqa: E402
 from deepiqa_core.imaging import decode_in_order, default_decode_workers  # noqa: E402
 from deepiqa_core.models import CONV_CHANNELS, PATCH_SIZE  # noqa: E402
 from deepiqa_core.patches import cut_grid  # noqa: E402
+from deepiqa_core.weights import load_weights  # noqa: E402
+
+SIZES = {"512x384": (384, 512), "1920x1080": (1080, 1920)}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def conv_macs_per_patch() -> int:
@@ -48,7 +67,6 @@ def conv_macs_per_patch() -> int:
 
 
 CONV_MACS_PER_PATCH = conv_macs_per_patch()
-SIZES = {"512x384": (384, 512), "1920x1080": (1080, 1920)}
 
 
 def _sync(device: torch.device) -> None:
@@ -56,7 +74,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device: torch.device, min_seconds: float) -> float:
+def _timed(fn: Callable[[], object], device: torch.device, min_seconds: float) -> float:
     """Seconds per call: one warm-up, then repeat until min_seconds have passed."""
     fn()
     _sync(device)
@@ -87,19 +105,87 @@ def synthetic_jpeg(height: int, width: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _score_group(scorer: Scorer, group: list) -> None:
-    if scorer.full_reference:
-        scorer.score([d for d, _ in group], [r for _, r in group])
-    else:
-        scorer.score(group)
+# --- decode -------------------------------------------------------------------------------------
+
+
+def bench_decode(workers: int, min_seconds: float) -> dict[str, float]:
+    """Images/s of 512x384 q90 JPEGs, per decoder and thread count."""
+    blobs = [synthetic_jpeg(384, 512, seed) for seed in range(32)]
+    out: dict[str, float] = {}
+    fast = imaging.simplejpeg
+    for name, module in (("pillow", None), ("library", fast)):
+        imaging.simplejpeg = module  # None: decode_image's Pillow path for every JPEG
+        try:
+            for threads in sorted({1, workers}):
+                with ThreadPoolExecutor(threads) as pool:
+                    t = _timed(
+                        lambda pool=pool: list(pool.map(decode_image, blobs)),
+                        torch.device("cpu"),
+                        min_seconds,
+                    )
+                out[f"{name}_{threads}_threads_img_s"] = len(blobs) / t
+        finally:
+            imaging.simplejpeg = fast
+    return out
+
+
+# --- the per-image peer -------------------------------------------------------------------------
+
+
+def peer_grid(height: int, width: int) -> list[tuple[int, int]]:
+    """pyiqa's patch corners: ``range(0, L - 32, 32)`` on each axis (drops a last full patch)."""
+    return [(y, x) for y in range(0, height - 32, 32) for x in range(0, width - 32, 32)]
+
+
+def peer_scores(model: DeepIQA, images: list[np.ndarray]) -> list[float]:
+    """One eager fp32 forward per image over its peer-grid patches, weighted-average pooled."""
+    device = next(model.parameters()).device
+    scores = []
+    for image in images:
+        t = torch.from_numpy(image).to(device).permute(2, 0, 1).float().div(255.0)
+        corners = peer_grid(t.shape[1], t.shape[2])
+        patches = torch.stack([t[:, y : y + 32, x : x + 32] for y, x in corners])
+        y, alpha = model(patches)
+        scores.append(float((y * alpha).sum() / alpha.sum()))
+    return scores
+
+
+def bench_per_patch(
+    device: torch.device, precisions: list[str], n_images: int, rounds: int, min_seconds: float
+) -> dict[str, object]:
+    """Patches/s of the peer and of our scorer per precision, alternating, and their ratios."""
+    torch.manual_seed(0)
+    model = DeepIQA("wadiqam-nr").to(device).eval()
+    images = [decode_image(synthetic_jpeg(384, 512, seed)) for seed in range(n_images)]
+    peer_patches = len(peer_grid(384, 512)) * n_images
+    our_patches = grid_for(384, 512).count * n_images
+    scorers = {p: Scorer(model, device=device, precision=p) for p in precisions}
+    runs: dict[str, list[float]] = {"peer": [], **{p: [] for p in precisions}}
+    with torch.inference_mode():
+        for _ in range(rounds):
+            t = _timed(lambda: peer_scores(model, images), device, min_seconds)
+            runs["peer"].append(peer_patches / t)
+            for p, scorer in scorers.items():
+                t = _timed(lambda s=scorer: s.score(images), device, min_seconds)
+                runs[p].append(our_patches / t)
+    out: dict[str, object] = {
+        "images": n_images,
+        "peer_patches_per_image": len(peer_grid(384, 512)),
+        "our_patches_per_image": grid_for(384, 512).count,
+        "rounds": rounds,
+        "patches_s": {k: [round(v, 1) for v in vs] for k, vs in runs.items()},
+    }
+    for p in precisions:
+        ratios = [ours / peer for ours, peer in zip(runs[p], runs["peer"], strict=True)]
+        out[f"{p}_over_peer_median"] = statistics.median(ratios)
+    return out
+
+
+# --- per case -----------------------------------------------------------------------------------
 
 
 def bench_case(
-    scorer: Scorer,
-    size: tuple[int, int],
-    n_images: int,
-    min_seconds: float,
-    decode_workers: int,
+    scorer: Scorer, size: tuple[int, int], n_images: int, min_seconds: float, decode_workers: int
 ) -> dict[str, float]:
     fr = scorer.full_reference
     h, w = size
@@ -154,61 +240,110 @@ def bench_case(
         "images": n_images,
         "patches_per_image": grid.count,
         "network_img_s": n_images / t_net,
+        "network_patches_s": n_patches / t_net,
+        "conv_patches_s": n_patches / t_conv,
+        "conv_gflops": 2 * CONV_MACS_PER_PATCH * n_patches / t_conv / 1e9,
         "end_to_end_img_s": n_images / t_e2e,
         "end_to_end_over_network": t_net / t_e2e,
-        "conv_gflops": 2 * CONV_MACS_PER_PATCH * n_patches / t_conv / 1e9,
     }
 
 
+def _score_group(scorer: Scorer, group: list) -> None:
+    if scorer.full_reference:
+        scorer.score([d for d, _ in group], [r for _, r in group])
+    else:
+        scorer.score(group)
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+def _held_out(photo: np.ndarray) -> list[np.ndarray]:
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="JPEG", quality=10)
+    noisy = photo + np.random.default_rng(0).normal(0, 25, photo.shape)
+    return [
+        decode_image(buf.getvalue()),
+        np.asarray(Image.fromarray(photo).filter(ImageFilter.GaussianBlur(3))),
+        np.clip(noisy, 0, 255).astype(np.uint8),
+    ]
+
+
+def bench_agreement(device: torch.device) -> dict[str, float]:
+    """max |bf16 - fp32| per model over the bundled photos and their held-out degradations."""
+    photos = [decode_image(p.read_bytes()) for p in sorted((SAMPLES / "nr").iterdir())]
+    images = photos + [d for p in photos for d in _held_out(p)]
+    refs = photos + [p for p in photos for _ in range(3)]  # FR: each against its own photo
+    torch.manual_seed(0)
+    models = {
+        "default-nr": load_weights(default_weights(False).read_bytes())[0],
+        "default-fr": load_weights(default_weights(True).read_bytes())[0],
+        "varied-nr": varied_model("wadiqam-nr"),
+    }
+    out: dict[str, float] = {"images": len(images)}
+    for name, model in models.items():
+        r = refs if model.full_reference else None
+        fp32 = [s.score for s in Scorer(model, device=device).score(images, r)]
+        bf16 = [s.score for s in Scorer(model, device=device, precision="bf16").score(images, r)]
+        out[f"{name}_max_abs_diff"] = float(np.max(np.abs(np.subtract(bf16, fp32))))
+        out[f"{name}_score_range"] = [float(min(fp32)), float(max(fp32))]
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
-    parser.add_argument(
-        "--compare-fp32",
-        action="store_true",
-        help="also report the score difference of --dtype against fp32",
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precisions", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     parser.add_argument("--images-small", type=int, default=16, help="images at 512x384")
-    parser.add_argument("--images-large", type=int, default=3, help="images at 1920x1080")
-    parser.add_argument("--patch-budget", type=int, default=1024)
+    parser.add_argument("--images-large", type=int, default=2, help="images at 1920x1080")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating peer/ours rounds")
     parser.add_argument("--decode-workers", type=int, default=default_decode_workers())
     parser.add_argument("--min-seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--skip-large", action="store_true", help="no 1920x1080 cases")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype)
-    autocast = None if dtype == torch.float32 else dtype
-    torch.manual_seed(0)
     results: dict[str, object] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "auto_precision": resolve_precision("auto", device),
         "threads": torch.get_num_threads(),
         "decode_workers": args.decode_workers,
-        "dtype": args.dtype,
         "torch": torch.__version__,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,  # fp32 convs may run as TF32 on GPU
-        "matmul_gflops": matmul_gflops(device, dtype, args.min_seconds),
+        "matmul_gflops": {
+            p: matmul_gflops(device, DTYPES[p], args.min_seconds) for p in args.precisions
+        },
     }
-    print(json.dumps({k: v for k, v in results.items()}), flush=True)
+
+    def report(key: str, value: object) -> None:
+        results[key] = value
+        print(json.dumps({key: value}), flush=True)
+
+    print(json.dumps(results), flush=True)
+    report("decode", bench_decode(args.decode_workers, args.min_seconds))
+    report(
+        "per_patch_nr_512x384",
+        bench_per_patch(device, args.precisions, args.images_small, args.rounds, args.min_seconds),
+    )
+    sizes = {k: v for k, v in SIZES.items() if not (args.skip_large and k != "512x384")}
     for variant in ("wadiqam-nr", "wadiqam-fr"):
+        torch.manual_seed(0)
         model = DeepIQA(variant)
-        scorer = Scorer(
-            model, device=device, patch_budget=args.patch_budget, autocast_dtype=autocast
-        )
-        for label, size in SIZES.items():
-            n = args.images_small if label == "512x384" else args.images_large
-            case = bench_case(scorer, size, n, args.min_seconds, args.decode_workers)
-            case["conv_over_matmul"] = case["conv_gflops"] / results["matmul_gflops"]
-            if args.compare_fp32 and autocast is not None:
-                image = decode_image(synthetic_jpeg(*size, seed=7))
-                ref = decode_image(synthetic_jpeg(*size, seed=8)) if scorer.full_reference else None
-                fp32 = Scorer(model, device=device).score_one(image, ref).score
-                case["abs_score_diff_vs_fp32"] = abs(scorer.score_one(image, ref).score - fp32)
-            results[f"{variant}@{label}"] = case
-            print(json.dumps({f"{variant}@{label}": case}), flush=True)
+        for precision in args.precisions:
+            scorer = Scorer(model, device=device, precision=precision)
+            for label, size in sizes.items():
+                n = args.images_small if label == "512x384" else args.images_large
+                case = bench_case(scorer, size, n, args.min_seconds, args.decode_workers)
+                peak = results["matmul_gflops"][precision]  # type: ignore[index]
+                case["conv_over_matmul"] = case["conv_gflops"] / peak
+                report(f"{variant}@{label}/{precision}", case)
+    if "bf16" in args.precisions:
+        report("bf16_vs_fp32", bench_agreement(device))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Reports, for a WaDIQaM-NR and -FR network with He-initialised (varied-output) weights:
 GPU vs CPU score difference, GPU batch independence (image scored alone vs within a mixed batch)
-in fp32, and the same under bf16 autocast.
+in fp32, and the same in bf16.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ def main() -> None:
         model = varied_model(variant)
         r = refs if model.full_reference else None
         cpu = [s.score for s in Scorer(model, device="cpu").score(images, r)]
-        for dtype in (None, torch.bfloat16):
-            gpu = Scorer(model, device="cuda", autocast_dtype=dtype)
+        for precision in ("fp32", "bf16"):
+            gpu = Scorer(model, device="cuda", precision=precision)
             together = [s.score for s in gpu.score(images, r)]
             alone = [
                 gpu.score_one(im, None if r is None else r[i]).score for i, im in enumerate(images)
             ]
-            name = f"{variant}/{'bf16' if dtype else 'fp32'}"
+            name = f"{variant}/{precision}"
             report[name] = {
                 "max_abs_batch_dependence": float(np.max(np.abs(np.subtract(together, alone)))),
                 "max_abs_diff_vs_cpu_fp32": float(np.max(np.abs(np.subtract(together, cpu)))),

@@ -394,16 +394,17 @@ def cached_batch_scorer(
     device: str,
     config: BatchConfig,
     *,
-    autocast_dtype: Any = None,
-    on_load: Callable[[], None] | None = None,
+    precision: str = "fp32",
+    on_load: Callable[[Scorer], None] | None = None,
 ) -> BatchScorer:
     """This process's BatchScorer for these weights, device and config; built on first use.
 
     Keyed by the weights' hash (computed once on the driver), so a Python worker that runs many
     tasks loads the model once, and ``weights_bytes`` (e.g. a broadcast's value) is only read then.
-    ``on_load`` is called after each actual load (the Spark job counts loads with it).
+    ``on_load`` is called with the new scorer after each actual load (the Spark job counts loads
+    and the precision each one resolved to with it).
     """
-    key = (weights_sha, device, config, str(autocast_dtype))
+    key = (weights_sha, device, config, precision)
     with _cache_lock:
         if key not in _cache:
             data = weights_bytes()
@@ -415,11 +416,11 @@ def cached_batch_scorer(
                 device=device,
                 stride=config.stride,
                 patch_budget=config.patch_budget,
-                autocast_dtype=autocast_dtype,
+                precision=precision,
             )
             _cache[key] = BatchScorer(scorer, meta.variant, weights_sha, config, meta.score_range)
             if on_load is not None:
-                on_load()
+                on_load(scorer)
             while len(_cache) > CACHED_MODELS:
                 _cache.popitem(last=False)
         _cache.move_to_end(key)

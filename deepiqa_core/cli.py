@@ -174,7 +174,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"deepiqa: scored {len(scored) - failed}/{len(scored)} images in {elapsed:.1f}s with "
-            f"{meta.variant} ({sha[:12]}); score direction: "
+            f"{meta.variant} ({sha[:12]}) on {scorer.compute}; score direction: "
             f"{meta.score_direction}",
             file=sys.stderr,
         )

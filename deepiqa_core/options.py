@@ -13,11 +13,10 @@ import argparse
 from dataclasses import dataclass, field
 
 from .batch import BatchConfig
-from .devices import DEVICE_CHOICES_HELP
+from .devices import DEVICE_CHOICES_HELP, PRECISION_HELP, PRECISIONS
 from .pairing import DEFAULT_PAIR_REGEX, check_pair_regex
 
 MANIFEST_SUFFIXES = (".parquet", ".csv")
-PRECISIONS = ("fp32", "bf16")
 
 
 def is_manifest(source: str) -> bool:
@@ -211,7 +210,7 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default=options.precision,
-        help="bf16 autocast on GPUs: ~5x faster there, scores move by ~1%%",
+        help=PRECISION_HELP.replace("%", "%%"),
     )
     group.add_argument(
         "--max-error-rate",

@@ -9,6 +9,21 @@ float64, so an image's score does not depend on what else was in the batch.
 Full reference: each distinct reference is run through the conv stack once per call, however many
 distorted images share it (pass the same array object, or precompute ``reference_features`` and
 pass that object to reuse it across calls).
+
+Precision (``precision``; ``devices.resolve_precision`` turns ``auto`` into one of these):
+
+* ``fp32``: IEEE float32 everywhere, the reference mode. On CPU the conv stack runs through
+  oneDNN (``torch.utils.mkldnn``); on GPUs cuDNN's TF32 is switched off for the call.
+* ``bf16`` on CPU: the conv stack in bfloat16 through oneDNN (AVX512-BF16 / AMX kernels), the
+  heads and pooling in float32. Measured on an AVX512-BF16 CPU: ~2x the fp32 patches/s, scores
+  within 0.5 of fp32 on a 0-100 scale (tests/test_precision.py holds the bound).
+* ``bf16`` on GPUs: autocast, channels_last convs.
+
+Batch independence: on CPU the heads run on fixed ``HEAD_CHUNK``-row pieces, so every patch's
+outputs are bitwise independent of the rest of the batch. On GPUs a launch per 128 rows made the
+scorer launch-bound (measured on an H200: 1,152 head launches per 3 x 64 images), so the heads
+run once per forward pass on the batch zero-padded to a power-of-two bucket (``head_rows``): the
+same few shapes always, hence the same kernels and per-row sums, whatever else is in the batch.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import resolve_device
+from .devices import resolve_device, resolve_precision
 from .errors import ImageTooSmallError, SizeMismatchError
 from .models import PATCH_SIZE, DeepIQA
 from .patches import Grid, cut_grid, grid_for
@@ -32,6 +47,10 @@ DEFAULT_PATCH_BUDGET = 1024
 # The heads run on fixed-size, zero-padded chunks: a GEMM's rounding depends on its row count, and
 # a fixed shape makes every patch's y/alpha bitwise independent of what else is in the batch.
 HEAD_CHUNK = 128
+# The CPU conv stack runs a forward pass in pieces of this many patches: their activations stay
+# in the caches (measured on a 2-core AVX512-BF16 CPU, alternating runs: ~1.2x the patches/s of
+# whole 1024-patch batches in fp32 and in bf16; 32 was slower again).
+CPU_CONV_ROWS = 128
 ImageLike = np.ndarray | torch.Tensor
 
 
@@ -75,6 +94,29 @@ class _Unit:
     cols: tuple[int, int]
 
 
+def head_rows(n: int) -> int:
+    """The fixed row count the GPU heads run ``n`` rows in: a power of two, at least 128."""
+    return max(HEAD_CHUNK, 1 << (n - 1).bit_length())
+
+
+def heads_in_pieces(
+    model: DeepIQA, f_d: torch.Tensor, f_r: torch.Tensor | None, rows: int
+) -> torch.Tensor:
+    """(y, alpha) of every row as an (N, 2) float tensor, the heads run on zero-padded pieces of
+    exactly ``rows`` rows: a fixed shape gives each row the same sums whatever its neighbours."""
+    n = len(f_d)
+    pad = (-n) % rows
+    if pad:
+        f_d = torch.cat([f_d, f_d.new_zeros(pad, f_d.shape[1])])
+        f_r = None if f_r is None else torch.cat([f_r, f_r.new_zeros(pad, f_r.shape[1])])
+    pieces = []
+    for start in range(0, n + pad, rows):
+        stop = start + rows
+        y, alpha = model.heads(f_d[start:stop], None if f_r is None else f_r[start:stop])
+        pieces.append(torch.stack([y, alpha], dim=1))
+    return torch.cat(pieces)[:n].float()
+
+
 def _units(image: int, grid: Grid, budget: int) -> Iterator[_Unit]:
     if grid.cols <= budget:
         band = max(1, budget // grid.cols)
@@ -98,49 +140,63 @@ class Scorer:
         device: str | torch.device | None = None,
         stride: int = PATCH_SIZE,
         patch_budget: int = DEFAULT_PATCH_BUDGET,
-        autocast_dtype: torch.dtype | None = None,
+        precision: str = "fp32",
         onednn: bool = True,
     ) -> None:
         if patch_budget < 1:
             raise ValueError("patch_budget must be >= 1")
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()  # eval: dropout off, scores are deterministic
         self.stride = stride
         self.patch_budget = patch_budget
-        self.autocast_dtype = autocast_dtype
-        self._extract = self._extractor(onednn)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        use_onednn = onednn and self.device.type == "cpu" and torch.backends.mkldnn.is_available()
+        # autocast only where no dedicated path runs the reduced precision
+        self.autocast_dtype = dtype if dtype != torch.float32 and not use_onednn else None
+        if self.device.type == "cuda":
+            self.model.features.to(memory_format=torch.channels_last)
+        self._extract = self._onednn_extractor(dtype) if use_onednn else self._extract_eager
 
-    def _extractor(self, onednn: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The conv stack as run for inference.
+    def _onednn_extractor(self, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The CPU conv stack in oneDNN's blocked layout (``torch.utils.mkldnn``), in ``dtype``.
 
-        On CPU (fp32) the stack runs in oneDNN's blocked layout with fused kernels
-        (``torch.utils.mkldnn``): the same numbers as eager mode, measured ~1.5x faster here
-        (benchmarks/bench_core.py). It works on a snapshot of the weights taken now.
+        fp32: the same numbers as eager mode, measured ~1.5x faster; bf16: oneDNN's native
+        bf16 kernels, ~2x fp32 again on AVX512-BF16 (benchmarks/bench_core.py). Runs in
+        ``CPU_CONV_ROWS`` pieces; features come back as float32. It works on a snapshot of the
+        weights taken now. (Measured and not taken: conv+ReLU fused through
+        ``mkldnn._convolution_pointwise`` with prepacked weights, and ``torch.compile`` with
+        freezing, were no faster than this path here.)
         """
-        use = (
-            onednn
-            and self.device.type == "cpu"
-            and self.autocast_dtype is None
-            and torch.backends.mkldnn.is_available()
-        )
-        if not use:
-            return self._extract_eager
         with warnings.catch_warnings():  # its modules use torch.jit.script_method (deprecated)
             warnings.simplefilter("ignore", DeprecationWarning)
             from torch.utils import mkldnn
 
-            features = mkldnn.to_mkldnn(copy.deepcopy(self.model.features))
-        return lambda patches: features(patches.to_mkldnn()).to_dense().flatten(1)
+            features = mkldnn.to_mkldnn(copy.deepcopy(self.model.features), dtype)
+
+        def extract(patches: torch.Tensor) -> torch.Tensor:
+            pieces = patches.split(CPU_CONV_ROWS)
+            out = [features(p.to(dtype).to_mkldnn()).to_dense() for p in pieces]
+            return torch.cat(out).float().flatten(1)
+
+        return extract
 
     @property
     def full_reference(self) -> bool:
         return self.model.full_reference
+
+    @property
+    def compute(self) -> str:
+        """Where and how it runs, e.g. ``cpu/bf16``: what run summaries report per model load."""
+        return f"{self.device.type}/{self.precision}"
 
     def _extract_eager(self, patches: torch.Tensor) -> torch.Tensor:
         # Eager CPU convolution picks another algorithm for a batch of one (measured: ~1e-6
         # drift); padding to two keeps single-patch batches on the common path.
         if len(patches) == 1:
             return self.model.extract(patches.expand(2, -1, -1, -1))[:1]
+        if self.device.type == "cuda":
+            patches = patches.contiguous(memory_format=torch.channels_last)
         return self.model.extract(patches)
 
     def _tensor(self, image: ImageLike) -> torch.Tensor:
@@ -156,6 +212,8 @@ class Scorer:
             )
         if min(t.shape[0], t.shape[1]) < PATCH_SIZE:
             raise ImageTooSmallError(f"{t.shape[1]}x{t.shape[0]} is smaller than one patch")
+        if self.device.type == "cuda":  # pinned: the copy runs beside the host's next work
+            t = t.pin_memory()
         return t.to(self.device, non_blocking=True)
 
     def _run(
@@ -196,22 +254,13 @@ class Scorer:
         return [o for o in outputs if o is not None]
 
     def _heads(self, f_d: torch.Tensor, f_r: torch.Tensor | None) -> torch.Tensor:
-        """(y, alpha) as an (N, 2) float tensor, computed in ``HEAD_CHUNK``-row pieces."""
-        n = len(f_d)
-        pad = (-n) % HEAD_CHUNK
-        if pad:
-            f_d = torch.cat([f_d, f_d.new_zeros(pad, f_d.shape[1])])
-            f_r = None if f_r is None else torch.cat([f_r, f_r.new_zeros(pad, f_r.shape[1])])
-        pieces = []
-        for start in range(0, n + pad, HEAD_CHUNK):
-            stop = start + HEAD_CHUNK
-            y, alpha = self.model.heads(f_d[start:stop], None if f_r is None else f_r[start:stop])
-            pieces.append(torch.stack([y, alpha], dim=1))
-        return torch.cat(pieces)[:n].float()
+        """(y, alpha) as an (N, 2) float tensor; piece sizes by device (see the module)."""
+        rows = HEAD_CHUNK if self.device.type == "cpu" else head_rows(len(f_d))
+        return heads_in_pieces(self.model, f_d, f_r, rows)
 
     @contextmanager
     def _autocast(self) -> Iterator[None]:
-        """The scorer's precision: autocast to ``autocast_dtype``, else IEEE fp32.
+        """Autocast to ``autocast_dtype`` (bf16 without a dedicated path), else as built.
 
         cuDNN runs fp32 convolutions as TF32 by default; measured on an H200 that moved scores
         on a 0-100 scale by up to 0.1 and made them depend on batch composition, so plain fp32
@@ -270,7 +319,7 @@ class Scorer:
             if ref_feats is not None:
                 f_r = torch.cat([ref_feats[u.image].features[u.start : u.stop] for u in units])
                 f_r = f_r.to(f_d.dtype)
-            return self._heads(f_d, f_r)
+            return self._heads(f_d, f_r).cpu()  # one copy to the host per forward pass
 
         with self._autocast():
             outputs = self._run(tensors, grids, heads)

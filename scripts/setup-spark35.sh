@@ -15,7 +15,7 @@ if [ ! -f "$env_dir/.complete" ]; then
   "$env_dir/bin/python" -m pip install -q --upgrade "pip>=24" >&2
   # the runtime dependencies of deepiqa_core[spark,s3] and the test tools, at these pins
   "$env_dir/bin/python" -m pip install -q -c constraints-spark35.txt \
-    torch numpy pillow safetensors tqdm pyspark pyarrow pandas boto3 "moto[server]" pytest >&2
+    torch numpy pillow simplejpeg safetensors tqdm pyspark pyarrow pandas boto3 "moto[server]" pytest >&2
   touch "$env_dir/.complete"
 fi
 echo "$env_dir"

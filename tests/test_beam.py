@@ -135,6 +135,7 @@ def test_folder_nr_equals_the_spark_job_with_one_model_load(spark, tree, weights
     assert summary["rows_in"] == summary["rows_out"] == 8 and summary["scored"] == 5
     # batches of at most 2 rows: 8 rows are 4 or more batches, all on the one model
     assert summary["model_loads"] == 1 and summary["batches"] >= 4
+    assert summary["model_loads_by_compute"] == {"cpu/fp32": 1}
     assert list(beam.columns) == SCORE_NAMES
     assert summary["score_percentiles"]["p50"] == pytest.approx(
         beam["score"].dropna().sort_values().iloc[2], abs=0

@@ -218,3 +218,18 @@ def test_installed_entry_point_has_help():
     assert result.returncode == 0
     for word in ("--weights", "--ref", "--map", "--patch-budget", "exit codes", "unpaired"):
         assert word in result.stdout
+
+
+def test_precision_flag_runs_bf16_on_cpu_and_says_so(capsys):
+    photos = str(SAMPLES / "nr")
+    _, out, err = run(capsys, "score", photos, "--format", "json", "--precision", "fp32")
+    assert "on cpu/fp32" in err
+    exact = {r["path"]: r["score"] for r in json.loads(out)}
+    code, out, err = run(capsys, "score", photos, "--format", "json", "--precision", "bf16")
+    fast = {r["path"]: r["score"] for r in json.loads(out)}
+    assert code == 0 and "on cpu/bf16" in err and fast.keys() == exact.keys()
+    diffs = [abs(fast[k] - exact[k]) for k in exact]
+    assert 0 < max(diffs) <= 0.5
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", photos, "--precision", "fp8"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err

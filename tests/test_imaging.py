@@ -10,6 +10,7 @@ from deepiqa_core import (
     ImageTooSmallError,
     UnsupportedImageError,
     decode_image,
+    imaging,
 )
 
 from .conftest import encode, make_image
@@ -154,3 +155,43 @@ def test_image_size_reads_the_header_and_follows_exif_rotation() -> None:
     assert image_size(_save(img)) == (40, 80)
     with pytest.raises(ImageDecodeError):
         image_size(b"not an image")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("subsampling", [0, 1, 2])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_fast_jpeg_decoder_gives_pillows_pixels(
+    monkeypatch: pytest.MonkeyPatch, mode: str, subsampling: int, progressive: bool
+) -> None:
+    img = Image.fromarray(make_image(67, 93, seed=3)).convert(mode)
+    data = _save(img, "JPEG", quality=80, subsampling=subsampling, progressive=progressive)
+    assert imaging._fast_jpeg(Image.open(io.BytesIO(data)), data) is not None  # taken
+    fast = decode_image(data)
+    monkeypatch.setattr(imaging, "simplejpeg", None)  # Pillow alone
+    pillow = decode_image(data)
+    assert fast.shape == pillow.shape == (67, 93, 3)
+    assert np.array_equal(fast, pillow)
+
+
+def test_jpeg_cut_inside_its_scan_data_is_a_decode_error_on_either_decoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = encode(make_image(256, 256, seed=1), "JPEG", quality=95)
+    cut = data[: len(data) * 2 // 3]
+    assert imaging._fast_jpeg(Image.open(io.BytesIO(cut)), cut) is None  # strict: refused
+    with pytest.raises(ImageDecodeError):
+        decode_image(cut)
+    monkeypatch.setattr(imaging, "simplejpeg", None)
+    with pytest.raises(ImageDecodeError):
+        decode_image(cut)
+
+
+def test_rotated_and_cmyk_jpegs_take_pillows_path() -> None:
+    img = Image.fromarray(make_image(40, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = _save(img, "JPEG", exif=exif.tobytes())
+    cmyk = _save(img.convert("CMYK"), "JPEG")
+    for data in (rotated, cmyk):
+        assert imaging._fast_jpeg(Image.open(io.BytesIO(data)), data) is None
+    assert decode_image(rotated).shape == (60, 40, 3)

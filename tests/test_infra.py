@@ -76,7 +76,10 @@ def test_spark_operator_manifests(name, score_parser):
         conf = spec["sparkConf"]
         assert spec["executor"]["gpu"] == {"name": "nvidia.com/gpu", "quantity": 1}
         assert conf["spark.executor.resource.gpu.discoveryScript"] in image_paths()
-        assert float(conf["spark.task.resource.gpu.amount"]) <= 1 and args.precision == "bf16"
+        # one task per GPU with the executor's cores: one model per GPU, decoding beside it
+        assert conf["spark.task.resource.gpu.amount"] == "1" and args.precision == "auto"
+        assert conf["spark.task.cpus"] == str(spec["executor"]["cores"])
+        assert args.patch_budget >= 4096
 
 
 def test_emr_step_and_bootstrap(score_parser):
@@ -121,6 +124,8 @@ def test_gpu_properties_file_names_the_script_as_shipped():
         if ln.strip() and not ln.startswith("#")
     )
     assert conf["spark.executor.resource.gpu.discoveryScript"] == "./get_gpus_resources.sh"
+    assert conf["spark.task.resource.gpu.amount"].strip() == "1"  # one model per GPU
+    assert conf["spark.task.cpus"].strip() == conf["spark.executor.cores"].strip()
     assert "--files infra/get_gpus_resources.sh" in (INFRA / "spark-gpu.conf").read_text()
     out = subprocess.run(
         ["bash", str(INFRA / "get_gpus_resources.sh")],

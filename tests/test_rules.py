@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepiqa_core.devices import autocast_dtype, resolve_device, wants_gpu
+from deepiqa_core.devices import resolve_device, wants_gpu
 from deepiqa_core.errors import ImageDecodeError
 from deepiqa_core.exits import ExitCode, OutputExistsError, UsageError, run_entry, threshold_code
 from deepiqa_core.options import (
@@ -77,9 +77,6 @@ def test_device_rule_order_with_gpus(monkeypatch):
     assert resolve_device("cuda") == torch.device("cuda:2")
     monkeypatch.delenv("LOCAL_RANK")
     assert resolve_device("auto") == torch.device("cuda:0")
-    assert autocast_dtype("bf16", torch.device("cuda:0")) is torch.bfloat16
-    assert autocast_dtype("bf16", torch.device("cpu")) is None
-    assert autocast_dtype("fp32", torch.device("cuda:0")) is None
 
 
 def test_exceptions_map_to_the_exit_code_table(capsys):

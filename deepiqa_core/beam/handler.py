@@ -51,11 +51,11 @@ from ..errors import (
 from ..local_scorer import scorer_from_bytes
 from ..options import ScoringOptions
 from ..sources import S3_SCHEMES
+from ..summaries import LOADS_COUNTER_PREFIX
 from ..weights import weights_sha256
 
 NAMESPACE = "deepiqa"
 RESULT_NAMES = [name for name, _ in RESULT_FIELDS]
-_MODEL_LOADS = Metrics.counter(NAMESPACE, "model_loads")
 _BATCHES = Metrics.counter(NAMESPACE, "batches")
 
 
@@ -200,7 +200,7 @@ class ScoreModelHandler(ModelHandler[ImageRow, dict, LoadedModel]):
         with model.lock:
             if not model.counted:
                 model.counted = True
-                _MODEL_LOADS.inc()
+                Metrics.counter(NAMESPACE, LOADS_COUNTER_PREFIX + model.scorer.scorer.compute).inc()
             _BATCHES.inc()
             results = score_batch(model.scorer, batch)
         return [{name: getattr(r, name) for name in RESULT_NAMES} for r in results]

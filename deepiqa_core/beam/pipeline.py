@@ -55,6 +55,7 @@ from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns,
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
 from ..sources import local_path
+from ..summaries import loads_by_compute, loads_text
 from ..weights import load_weights, weights_sha256
 from . import publish
 from .handler import NAMESPACE, ScoreModelHandler, read_uri
@@ -386,7 +387,8 @@ def format_summary(summary: dict) -> str:
         pct = summary["score_percentiles"].values()
         lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct))
     lines.append(
-        f"  model loads: {summary['model_loads']} for {summary['batches']} batches"
+        f"  model loads: {loads_text(summary['model_loads_by_compute'])} for "
+        f"{summary['batches']} batches"
         f" of at most {summary['arguments']['execution']['max_batch_rows']} rows"
     )
     lines.append(f"  output: {summary['output']}")
@@ -483,7 +485,8 @@ def run_score_beam(spec: ScoreBeamSpec) -> dict:
             "seconds": round(elapsed, 2),
             "images_per_second": round(items.num_rows / elapsed, 2) if elapsed > 0 else None,
             "runner": runner,
-            "model_loads": metrics.get("model_loads", 0),
+            "model_loads": sum(loads_by_compute(metrics).values()),
+            "model_loads_by_compute": loads_by_compute(metrics),
             "batches": metrics.get("batches", 0),
             "output_files": shards,
             "output": run.published,

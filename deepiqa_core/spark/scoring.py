@@ -25,7 +25,7 @@ from ..defaults import packaged_bytes
 from ..exits import UsageError
 from ..options import ScoringOptions
 from ..weights import WeightsMeta, load_weights, weights_sha256
-from .udf import INPUT_COLUMNS, MaxParam, ScoreBatches, result_fields
+from .udf import INPUT_COLUMNS, CountsParam, MaxParam, ScoreBatches, result_fields
 
 OUTPUT_TEMP = "__deepiqa"
 
@@ -50,7 +50,7 @@ class BroadcastModel:
     meta: WeightsMeta
     sha256: str
     broadcast: Any
-    loads: Any  # accumulator: model loads in Python workers
+    loads: Any  # accumulator: model loads in Python workers, by device/precision
     peak_rss_mib: Any  # accumulator: peak Python worker memory
 
     @classmethod
@@ -63,7 +63,7 @@ class BroadcastModel:
             meta=meta,
             sha256=weights_sha256(data),
             broadcast=sc.broadcast(data),
-            loads=sc.accumulator(0),
+            loads=sc.accumulator({}, CountsParam()),
             peak_rss_mib=sc.accumulator(0, MaxParam()),
         )
 

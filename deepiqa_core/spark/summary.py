@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..summaries import loads_text
+
 PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # approxQuantile's relative rank error: each percentile is within 0.1 % of the rows of the exact
 # one. Exact percentiles (0.0) collect every score on the driver: out of memory at 10M rows.
@@ -57,7 +59,8 @@ def format_summary(summary: dict) -> str:
     if pct:
         lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct.values()))
     lines.append(
-        f"  model loads: {summary['model_loads']} across {summary['partitions']} partitions; "
+        f"  model loads: {loads_text(summary['model_loads_by_compute'])} across "
+        f"{summary['partitions']} partitions; "
         f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB"
     )
     lines.append(f"  output: {summary['output']}")

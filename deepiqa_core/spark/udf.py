@@ -38,6 +38,18 @@ def result_fields(with_patches: bool) -> list[tuple[str, str]]:
     return RESULT_FIELDS + (PATCH_COLUMNS if with_patches else [])
 
 
+class CountsParam(AccumulatorParam):
+    """Accumulator of counts by key (model loads by ``Scorer.compute``, e.g. ``cpu/bf16``)."""
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, value1: dict, value2: dict) -> dict:  # noqa: N802 (PySpark's name)
+        for key, count in value2.items():
+            value1[key] = value1.get(key, 0) + count
+        return value1
+
+
 class MaxParam(AccumulatorParam):
     """Accumulator that keeps the largest value added (peak worker memory)."""
 
@@ -55,7 +67,7 @@ class ScoreBatches:
     weights: Any  # Broadcast[bytes]
     sha256: str
     options: ScoringOptions
-    loads: Any  # Accumulator[int]: model loads, summed over workers
+    loads: Any  # Accumulator[dict] with CountsParam: model loads by device/precision
     peak_rss_mib: Any  # Accumulator[int] with MaxParam
     torch_threads: int | None = None
     fail_once_marker: str | None = None  # testing aid: see ``_inject_failure``
@@ -85,7 +97,7 @@ class ScoreBatches:
         from pyspark import TaskContext
 
         from ..batch import cached_batch_scorer
-        from ..devices import autocast_dtype, resolve_device
+        from ..devices import resolve_device
 
         ctx = TaskContext.get()
         gpus = ctx.resources().get("gpu") if ctx else None
@@ -98,8 +110,8 @@ class ScoreBatches:
             lambda: self.weights.value,
             str(device),
             self.options.batch,
-            autocast_dtype=autocast_dtype(self.options.precision, device),
-            on_load=lambda: self.loads.add(1),
+            precision=self.options.precision,
+            on_load=lambda scorer: self.loads.add({scorer.compute: 1}),
         )
 
     def _inject_failure(self) -> bool:

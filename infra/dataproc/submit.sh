@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dataproc 2.2 (Spark 3.5, Python 3.11): the nightly scoring job. The cluster needs the Spark
 # 3.5 package set on every node, e.g. an initialization action that runs
-#   python3 -m pip install -c constraints-spark35.txt torch numpy pillow safetensors tqdm pyarrow pandas boto3
+#   python3 -m pip install -c constraints-spark35.txt torch numpy pillow simplejpeg safetensors tqdm pyarrow pandas boto3
 # Images in GCS are not read object by object (no gs:// reader yet): score a Parquet table of
 # image bytes, which Spark reads through the cluster's GCS connector, as this example does.
 set -euo pipefail

@@ -8,4 +8,4 @@ artifacts=${1:?usage: bootstrap.sh s3://bucket/prefix-with-constraints-spark35.t
 sudo dnf install -y python3.11 python3.11-pip
 aws s3 cp "$artifacts/constraints-spark35.txt" /tmp/constraints-spark35.txt
 sudo python3.11 -m pip install --no-cache-dir -c /tmp/constraints-spark35.txt \
-  torch numpy pillow safetensors tqdm pyarrow pandas boto3
+  torch numpy pillow simplejpeg safetensors tqdm pyarrow pandas boto3
