@@ -21,9 +21,11 @@ Precision (``precision``; ``devices.resolve_precision`` turns ``auto`` into one 
 
 Batch independence: on CPU the heads run on fixed ``HEAD_CHUNK``-row pieces, so every patch's
 outputs are bitwise independent of the rest of the batch. On GPUs a launch per 128 rows made the
-scorer launch-bound (measured on an H200: 1,152 head launches per 3 x 64 images), so the heads
-run once per forward pass on the batch zero-padded to a power-of-two bucket (``head_rows``): the
-same few shapes always, hence the same kernels and per-row sums, whatever else is in the batch.
+scorer launch-bound (measured on an H200: 1,152 head launches per 3 x 64 images), and cuDNN
+picks conv algorithms by batch size (bf16 scores moved by up to 0.25 with batch composition), so
+each forward pass -- convs and heads -- runs once on the batch zero-padded to a power-of-two
+bucket (``bucket_rows``): a few fixed shapes, hence the same kernels and per-row sums whatever
+else is in the batch (``bucketed``).
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ class _Unit:
     cols: tuple[int, int]
 
 
-def head_rows(n: int) -> int:
-    """The fixed row count the GPU heads run ``n`` rows in: a power of two, at least 128."""
+def bucket_rows(n: int) -> int:
+    """The fixed row count a GPU forward pass of ``n`` rows runs as: a power of two, >= 128."""
     return max(HEAD_CHUNK, 1 << (n - 1).bit_length())
 
 
@@ -154,6 +156,8 @@ class Scorer:
         use_onednn = onednn and self.device.type == "cpu" and torch.backends.mkldnn.is_available()
         # autocast only where no dedicated path runs the reduced precision
         self.autocast_dtype = dtype if dtype != torch.float32 and not use_onednn else None
+        # GPUs: fixed bucket shapes instead of CPU's fixed chunks (module docstring)
+        self.bucketed = self.device.type == "cuda"
         if self.device.type == "cuda":
             self.model.features.to(memory_format=torch.channels_last)
         self._extract = self._onednn_extractor(dtype) if use_onednn else self._extract_eager
@@ -193,10 +197,15 @@ class Scorer:
     def _extract_eager(self, patches: torch.Tensor) -> torch.Tensor:
         # Eager CPU convolution picks another algorithm for a batch of one (measured: ~1e-6
         # drift); padding to two keeps single-patch batches on the common path.
-        if len(patches) == 1:
-            return self.model.extract(patches.expand(2, -1, -1, -1))[:1]
-        if self.device.type == "cuda":
+        n = len(patches)
+        if self.bucketed:
+            pad = bucket_rows(n) - n
+            if pad:
+                patches = torch.cat([patches, patches.new_zeros(pad, *patches.shape[1:])])
             patches = patches.contiguous(memory_format=torch.channels_last)
+            return self.model.extract(patches)[:n]
+        if n == 1:
+            return self.model.extract(patches.expand(2, -1, -1, -1))[:1]
         return self.model.extract(patches)
 
     def _tensor(self, image: ImageLike) -> torch.Tensor:
@@ -255,7 +264,7 @@ class Scorer:
 
     def _heads(self, f_d: torch.Tensor, f_r: torch.Tensor | None) -> torch.Tensor:
         """(y, alpha) as an (N, 2) float tensor; piece sizes by device (see the module)."""
-        rows = HEAD_CHUNK if self.device.type == "cpu" else head_rows(len(f_d))
+        rows = bucket_rows(len(f_d)) if self.bucketed else HEAD_CHUNK
         return heads_in_pieces(self.model, f_d, f_r, rows)
 
     @contextmanager

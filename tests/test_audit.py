@@ -158,6 +158,11 @@ def test_usage_errors_exit_2_and_touch_nothing(spark, audit, weights_dir, tmp_pa
     # plain s3:// (boto3, no Hadoop connector here): refused before anything is written
     assert audit([str(lib), "--state", "s3://media/audit-state", "--weights", nr], spark=spark) == 2
     assert "no file system for it" in capsys.readouterr().err
+    fresh = tmp_path / "fresh-state"
+    for precision in ("bf16", "auto"):  # runs must compare across nights and hardware
+        args = [str(lib), "--state", str(fresh), "--weights", nr, "--precision", precision]
+        assert audit(args, spark=spark) == 2
+        assert "fp32 only" in capsys.readouterr().err and not fresh.exists()
     with pytest.raises(SystemExit) as bad_rule:
         audit([str(lib), "--state", str(tmp_path / "s"), "--alert", "p10 about 3"], spark=spark)
     assert bad_rule.value.code == 2

@@ -12,7 +12,7 @@ from deepiqa_core import Scorer, decode_image
 from deepiqa_core.defaults import SAMPLES, default_weights
 from deepiqa_core.devices import cpu_has_native_bf16, resolve_precision
 from deepiqa_core.exits import UsageError
-from deepiqa_core.scoring import HEAD_CHUNK, head_rows, heads_in_pieces
+from deepiqa_core.scoring import HEAD_CHUNK, bucket_rows, heads_in_pieces
 from deepiqa_core.weights import load_weights
 
 from .conftest import encode, make_image, trained_like
@@ -95,12 +95,32 @@ def test_gpu_head_pieces_agree_with_cpu_chunks_and_ignore_their_neighbours() -> 
     f_d, f_r = torch.rand(300, 512), torch.rand(300, 512)
     with torch.inference_mode():
         chunked = heads_in_pieces(model, f_d, f_r, HEAD_CHUNK)
-        whole = heads_in_pieces(model, f_d, f_r, head_rows(300))
-        first = heads_in_pieces(model, f_d[:37], f_r[:37], head_rows(300))
+        whole = heads_in_pieces(model, f_d, f_r, bucket_rows(300))
+        first = heads_in_pieces(model, f_d[:37], f_r[:37], bucket_rows(300))
     assert whole.shape == (300, 2)
     assert torch.allclose(whole, chunked, atol=1e-4, rtol=1e-6)
     assert torch.equal(first, whole[:37])  # same piece shape: bitwise the same rows
-    assert [head_rows(n) for n in (1, 128, 129, 1000, 1024)] == [128, 128, 256, 1024, 1024]
+    assert [bucket_rows(n) for n in (1, 128, 129, 1000, 1024)] == [128, 128, 256, 1024, 1024]
+
+
+def test_gpu_bucketed_path_run_on_cpu_matches_and_is_batch_independent() -> None:
+    """The GPU's bucket padding (convs and heads), exercised on the CPU's eager kernels."""
+    model = trained_like("wadiqam-fr", seed=5)
+    reference = Scorer(model, device="cpu")
+    bucketed = Scorer(model, device="cpu", onednn=False, patch_budget=300)
+    bucketed.bucketed = True  # what a CUDA device sets
+    shapes: list[int] = []
+    model.features.register_forward_hook(lambda _m, args, _out: shapes.append(len(args[0])))
+    sizes = [(384, 320), (192, 256), (64, 64), (33, 250), (100, 70)]
+    images = [make_image(h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+    refs = [make_image(h, w, seed=10 + i) for i, (h, w) in enumerate(sizes)]
+    exact = [r.score for r in reference.score(images, refs)]
+    together = [r.score for r in bucketed.score(images, refs)]
+    alone = [bucketed.score_one(im, ref).score for im, ref in zip(images, refs, strict=True)]
+    assert np.std(exact) > 1e-3
+    assert np.max(np.abs(np.subtract(together, exact))) <= 1e-4
+    assert np.max(np.abs(np.subtract(together, alone))) <= 1e-5
+    assert set(shapes) <= {128, 256, 512} and len(set(shapes)) > 1  # only bucket shapes
 
 
 def test_precision_rule(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -345,6 +345,14 @@ def audit_spec(args) -> AuditSpec:
         raise UsageError(
             "--max-error-rate is the score job's; the audit alerts: --alert 'run_error_rate>X'"
         )
+    if args.precision != "fp32":
+        # Runs are compared with each other and carried forward night after night: bf16 moves
+        # scores by up to ~0.5 and auto may resolve differently on each executor, so a change of
+        # hardware would read as a change of quality.
+        raise UsageError(
+            f"--precision {args.precision}: the audit scores in fp32 only, so that runs on any "
+            "hardware compare"
+        )
     return AuditSpec(
         inputs=input_spec(args),
         weights=args.weights or default_weights(args.ref is not None),
