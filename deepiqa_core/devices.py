@@ -65,8 +65,9 @@ _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bf16 dot products in hardware (AVX512-BF16 or AMX-BF16).
 
-    Read from ``/proc/cpuinfo`` (Linux): without those instructions oneDNN emulates bf16 and it
-    is slower than fp32, so ``auto`` must not pick it there. Elsewhere: False (fp32).
+    Read from ``/proc/cpuinfo`` (Linux). Without those instructions oneDNN has no native bf16
+    dot product and converts to fp32 around it (autocast bf16 measured slower than fp32 on CPU),
+    so ``auto`` does not pick it there. Elsewhere: False (fp32).
     """
     if cpuinfo is None:
         try:

@@ -195,8 +195,7 @@ class Scorer:
         return f"{self.device.type}/{self.precision}"
 
     def _extract_eager(self, patches: torch.Tensor) -> torch.Tensor:
-        # Eager CPU convolution picks another algorithm for a batch of one (measured: ~1e-6
-        # drift); padding to two keeps single-patch batches on the common path.
+        """The conv stack in eager mode: GPUs (bucketed, channels_last) and CPUs without oneDNN."""
         n = len(patches)
         if self.bucketed:
             pad = bucket_rows(n) - n
@@ -204,6 +203,8 @@ class Scorer:
                 patches = torch.cat([patches, patches.new_zeros(pad, *patches.shape[1:])])
             patches = patches.contiguous(memory_format=torch.channels_last)
             return self.model.extract(patches)[:n]
+        # Eager CPU convolution picks another algorithm for a batch of one (measured: ~1e-6
+        # drift); padding to two keeps single-patch batches on the common path.
         if n == 1:
             return self.model.extract(patches.expand(2, -1, -1, -1))[:1]
         return self.model.extract(patches)

@@ -134,3 +134,28 @@ def test_gpu_properties_file_names_the_script_as_shipped():
         env={"CUDA_VISIBLE_DEVICES": "2,3", "PATH": "/usr/bin:/bin"},
     )
     assert json.loads(out.stdout) == {"name": "gpu", "addresses": ["2", "3"]}
+
+
+def test_real_data_commands_in_the_readme_parse():
+    """README "With real data": every deepiqa / jobs/train.py line is accepted as written."""
+    from deepiqa_core.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### With real data", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    lines = [
+        re.sub(r"\s+#.*$", "", ln).strip()
+        for block in blocks
+        for ln in re.sub(r"\\\n\s*", " ", block).splitlines()
+    ]
+    cli, train = build_parser(), load_job("train").build_parser()
+    seen = 0
+    for line in filter(None, lines):
+        words = shlex.split(line)
+        if words[0] == "deepiqa":
+            cli.parse_args(words[1:])
+        else:
+            assert words[:2] == ["spark-submit", "jobs/train.py"], line
+            train.parse_args(words[2:])
+        seen += 1
+    assert seen == 10

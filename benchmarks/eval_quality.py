@@ -1,0 +1,169 @@
+"""What the default models' scores mean, on held-out photos: the measurements of issue 12.
+
+For each held-out photo (long side 384 px, as the synthetic training data) and each model:
+
+* synthetic set: every KADID-style type x level 1-5, seeded as ``deepiqa synthesize`` seeds it;
+  SROCC between the score and the weak label overall and per type, and the mean level
+  correlation (Spearman of score vs level within each (photo, type): -1 = always falls);
+* JPEG ladder: quality 90, 75, 50, 30, 10; the share of photos whose score falls strictly along
+  it (monotone);
+* noise ladder: white noise levels 1-5; the same share;
+* pristine: the photos' own scores (FR: each photo against itself);
+* calibration table: the median score per distortion level (over all types) and per JPEG
+  quality, i.e. what a user can expect a number to mean.
+
+It prints a JSON report and writes it with ``--json``, with the goals of issue 12 beside the
+figures. Held-out photos: ``--photos FOLDER`` (files named by photo id) and ``--test`` ids; by
+default the test split of ``scripts/train_default_weights.py`` wherever it finds those photos
+(scikit-image, scikit-learn and matplotlib ship them), else the bundled samples (which the
+current defaults were partly trained on: the report then says ``held_out: false``).
+
+    python benchmarks/eval_quality.py --json benchmarks/results/quality-defaults.json
+    python benchmarks/eval_quality.py --photos ~/photos --test a b c --weights-nr new-nr.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_default_weights import TEST, find_photos  # noqa: E402
+
+from deepiqa_core import Scorer  # noqa: E402
+from deepiqa_core.defaults import SAMPLES, default_weights  # noqa: E402
+from deepiqa_core.evaluation.metrics import mean_level_correlation, srocc  # noqa: E402
+from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
+from deepiqa_core.training.synthetic import DEFAULT_LONG_SIDE, level_rng, load_photo  # noqa: E402
+from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
+from deepiqa_core.weights import load_weights  # noqa: E402
+
+JPEG_LADDER = (90, 75, 50, 30, 10)
+NOISE = "white_noise"
+GOALS = {  # issue 12, on held-out photos
+    "wadiqam-nr": {"srocc": 0.80, "level_correlation": -0.85, "jpeg_monotone": 0.9, "p50": 85},
+    "wadiqam-fr": {"srocc": 0.92, "level_correlation": -0.95},
+}
+KEY_TYPES = ("jpeg", "jpeg2000", "gaussian_blur", "white_noise", "pixelate")  # each >= 0.5
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _strictly_falling(scores: list[float]) -> bool:
+    return all(a > b for a, b in zip(scores, scores[1:], strict=False))
+
+
+def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int) -> dict:
+    """The report for one model (see the module docstring)."""
+    fr = scorer.full_reference
+
+    def score(images: list[np.ndarray], ref: np.ndarray) -> list[float]:
+        refs = [ref] * len(images) if fr else None
+        return [r.score for r in scorer.score(images, refs)]
+
+    rows = []  # (photo, type, level, score, label)
+    jpeg_monotone, noise_monotone, pristine = [], [], []
+    by_quality: dict[int, list[float]] = defaultdict(list)
+    for name, photo in photos.items():
+        pristine.append(score([photo], photo)[0])
+        for kind in DISTORTIONS:
+            images = [distort(photo, kind, lv, level_rng(seed, name, kind, lv)) for lv in LEVELS]
+            for level, image, value in zip(LEVELS, images, score(images, photo), strict=True):
+                rows.append((name, kind, level, value, weak_label(image, photo)))
+        ladder = score([_jpeg(photo, q) for q in JPEG_LADDER], photo)
+        jpeg_monotone.append(_strictly_falling(ladder))
+        for q, value in zip(JPEG_LADDER, ladder, strict=True):
+            by_quality[q].append(value)
+        noise = [value for p, k, _, value, _ in rows if p == name and k == NOISE]
+        noise_monotone.append(_strictly_falling(noise))
+    scores = [r[3] for r in rows]
+    per_type = {
+        kind: srocc([r[3] for r in rows if r[1] == kind], [r[4] for r in rows if r[1] == kind])
+        for kind in DISTORTIONS
+    }
+    return {
+        "images": len(rows),
+        "srocc": srocc(scores, [r[4] for r in rows]),
+        "level_correlation": mean_level_correlation(
+            scores, [r[2] for r in rows], [(r[0], r[1]) for r in rows]
+        ),
+        "srocc_per_type": per_type,
+        "key_types_below_0.5": [k for k in KEY_TYPES if not per_type[k] >= 0.5],
+        "jpeg_ladder_monotone_share": float(np.mean(jpeg_monotone)),
+        "noise_ladder_monotone_share": float(np.mean(noise_monotone)),
+        "pristine": {
+            "p50": float(np.median(pristine)),
+            "min": float(min(pristine)),
+            "max": float(max(pristine)),
+        },
+        "calibration": {
+            "median_by_level": {
+                str(lv): float(np.median([r[3] for r in rows if r[2] == lv])) for lv in LEVELS
+            },
+            "median_by_jpeg_quality": {str(q): float(np.median(v)) for q, v in by_quality.items()},
+            "pristine_median": float(np.median(pristine)),
+        },
+    }
+
+
+def held_out_photos(folders: list[Path], test: list[str] | None) -> tuple[dict[str, Path], bool]:
+    """The photos to evaluate on, and whether they are held out from the defaults' training."""
+    if test:
+        found = {p.stem: p for f in folders for p in sorted(f.iterdir()) if p.stem in test}
+        missing = sorted(set(test) - set(found))
+        if missing:
+            sys.exit(f"eval_quality: photos not found in --photos: {missing}")
+        return found, True
+    found = {k: v for k, v in find_photos(folders).items() if k in TEST}
+    if found:
+        return found, True
+    return {p.stem: p for p in sorted((SAMPLES / "nr").iterdir())}, False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=Path, action="append", default=[], help="a folder")
+    parser.add_argument("--test", nargs="+", help="photo ids (file stems) to evaluate on")
+    parser.add_argument("--weights-nr", type=Path, default=default_weights(False))
+    parser.add_argument("--weights-fr", type=Path, default=default_weights(True))
+    parser.add_argument("--seed", type=int, default=0, help="the synthesis seed")
+    parser.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE)
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args()
+
+    paths, held_out = held_out_photos(args.photos, args.test)
+    photos = {name: load_photo(str(p), args.long_side) for name, p in sorted(paths.items())}
+    report: dict = {
+        "photos": sorted(photos),
+        "held_out": held_out,
+        "label": WEAK_LABEL_VERSION,
+        "seed": args.seed,
+    }
+    for path in (args.weights_nr, args.weights_fr):
+        model, meta = load_weights(path.read_bytes())
+        result = evaluate(Scorer(model, device="cpu"), photos, args.seed)
+        result.update(weights=str(path), version=meta.version, goals=GOALS[meta.variant])
+        report[meta.variant] = result
+        print(json.dumps({meta.variant: result}), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
