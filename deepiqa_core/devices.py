@@ -55,9 +55,9 @@ def wants_gpu(spec: str, gpus_available: bool) -> bool:
 PRECISIONS = ("fp32", "bf16", "auto")
 PRECISION_HELP = (
     "fp32 (default: IEEE float32, the same scores on every machine), bf16 (bfloat16 convs: "
-    "~2x faster on CPUs with AVX512-BF16 or AMX and ~5x on GPUs, scores move by up to ~0.5 on "
-    "a 0-100 scale), auto (bf16 where the hardware computes it natively, else fp32; the summary "
-    "says which ran)"
+    "~2x faster on CPUs with AVX512-BF16 or AMX, scores within ~0.5 of fp32 on a 0-100 scale; "
+    "~5x on GPUs, within ~1), auto (bf16 where the hardware computes it natively, else fp32; "
+    "the summary says which ran)"
 )
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -89,5 +89,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if gpu_has_native_bf16(device) else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def gpu_has_native_bf16(device: torch.device) -> bool:
+    """bf16 tensor cores: NVIDIA compute capability 8.0 and up (A100, L4, H100 ...), or ROCm.
+
+    Not ``torch.cuda.is_bf16_supported()``: by default it also says yes where bf16 is only
+    emulated (a T4), and it asks about the current device, not this one.
+    """
+    return torch.version.hip is not None or torch.cuda.get_device_properties(device).major >= 8

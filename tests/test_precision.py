@@ -139,10 +139,11 @@ def test_precision_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_precision("auto", cpu) == "bf16"
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert resolve_precision("auto", gpu) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert resolve_precision("auto", gpu) == "fp32"
+    monkeypatch.setattr(torch.version, "hip", None)
+    for major, expected in ((9, "bf16"), (8, "bf16"), (7, "fp32")):  # H100, A100, T4 (emulated)
+        props = type("Props", (), {"major": major})()
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _d, p=props: p)
+        assert resolve_precision("auto", gpu) == expected
     assert resolve_precision("fp32", gpu) == "fp32"
 
 
