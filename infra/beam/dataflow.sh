@@ -12,9 +12,9 @@
 # cpu: the workers install the deepiqa wheel (bash infra/build_wheel.sh) with --extra_package;
 #      its dependencies (torch ...) come from PyPI on each worker.
 # gpu: a custom container (infra/beam/Dockerfile, pushed as $IMAGE) with CUDA torch and the
-#      wheel; one NVIDIA T4 per worker with the driver installed by Dataflow. One SDK process
+#      wheel; one NVIDIA L4 per worker with the driver installed by Dataflow. One SDK process
 #      per VM holds the one model on the GPU (no_use_multiple_sdk_containers); bigger batches
-#      keep it busy; bf16 autocast is ~5x faster on GPUs (~1 % score change).
+#      keep it busy; --precision auto runs bf16 there (~5x fp32, scores within ~1 point).
 # DEEPIQA_PRINT_ARGS=1 prints the job's arguments instead of running it (the tests read them).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,11 +40,12 @@ case "$mode" in
       --extra_package "$ROOT/dist/deepiqa-$VERSION-py3-none-any.whl") ;;
   gpu)
     : "${IMAGE:?set IMAGE (the container built from infra/beam/Dockerfile)}"
-    args+=(--machine_type n1-standard-8 --max_num_workers 4
+    # an L4 (bf16 tensor cores; a T4 only emulates bf16, so auto would run fp32 there)
+    args+=(--machine_type g2-standard-8 --max_num_workers 4
       --sdk_container_image "$IMAGE"
-      --dataflow_service_options "worker_accelerator=type:nvidia-tesla-t4;count:1;install-nvidia-driver"
+      --dataflow_service_options "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
       --experiments no_use_multiple_sdk_containers
-      --device cuda --precision bf16 --max-batch-rows 256) ;;
+      --device cuda --precision auto --max-batch-rows 256) ;;
   *)
     echo "unknown mode $mode: cpu or gpu" >&2
     exit 2 ;;
