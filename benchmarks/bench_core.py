@@ -51,6 +51,7 @@ from deepiqa_core.devices import cpu_has_native_bf16, resolve_precision  # noqa:
 from deepiqa_core.imaging import decode_in_order, default_decode_workers  # noqa: E402
 from deepiqa_core.models import CONV_CHANNELS, PATCH_SIZE  # noqa: E402
 from deepiqa_core.patches import cut_grid  # noqa: E402
+from deepiqa_core.training.distortions import jpeg_at_quality  # noqa: E402
 from deepiqa_core.weights import load_weights  # noqa: E402
 
 SIZES = {"512x384": (384, 512), "1920x1080": (1080, 1920)}
@@ -273,11 +274,9 @@ def _score_group(scorer: Scorer, group: list) -> None:
 
 
 def _held_out(photo: np.ndarray) -> list[np.ndarray]:
-    buf = io.BytesIO()
-    Image.fromarray(photo).save(buf, format="JPEG", quality=10)
     noisy = photo + np.random.default_rng(0).normal(0, 25, photo.shape)
     return [
-        decode_image(buf.getvalue()),
+        jpeg_at_quality(photo, 10),
         np.asarray(Image.fromarray(photo).filter(ImageFilter.GaussianBlur(3))),
         np.clip(noisy, 0, 255).astype(np.uint8),
     ]

@@ -25,14 +25,12 @@ current defaults were partly trained on: the report then says ``held_out: false`
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +41,12 @@ from train_default_weights import TEST, find_photos  # noqa: E402
 from deepiqa_core import Scorer  # noqa: E402
 from deepiqa_core.defaults import SAMPLES, default_weights  # noqa: E402
 from deepiqa_core.evaluation.metrics import mean_level_correlation, srocc  # noqa: E402
-from deepiqa_core.training.distortions import DISTORTIONS, LEVELS, distort  # noqa: E402
+from deepiqa_core.training.distortions import (  # noqa: E402
+    DISTORTIONS,
+    LEVELS,
+    distort,
+    jpeg_at_quality,
+)
 from deepiqa_core.training.synthetic import DEFAULT_LONG_SIDE, level_rng, load_photo  # noqa: E402
 from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
 from deepiqa_core.weights import load_weights  # noqa: E402
@@ -55,12 +58,6 @@ GOALS = {  # issue 12, on held-out photos
     "wadiqam-fr": {"srocc": 0.92, "level_correlation": -0.95},
 }
 KEY_TYPES = ("jpeg", "jpeg2000", "gaussian_blur", "white_noise", "pixelate")  # each >= 0.5
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
 
 
 def _strictly_falling(scores: list[float]) -> bool:
@@ -84,7 +81,7 @@ def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int) -> dict:
             images = [distort(photo, kind, lv, level_rng(seed, name, kind, lv)) for lv in LEVELS]
             for level, image, value in zip(LEVELS, images, score(images, photo), strict=True):
                 rows.append((name, kind, level, value, weak_label(image, photo)))
-        ladder = score([_jpeg(photo, q) for q in JPEG_LADDER], photo)
+        ladder = score([jpeg_at_quality(photo, q) for q in JPEG_LADDER], photo)
         jpeg_monotone.append(_strictly_falling(ladder))
         for q, value in zip(JPEG_LADDER, ladder, strict=True):
             by_quality[q].append(value)

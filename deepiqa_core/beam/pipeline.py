@@ -46,7 +46,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from .. import __version__
+from .. import __version__, summaries
 from ..batch import OUTPUT_COLUMNS, ImageRow
 from ..defaults import packaged_bytes
 from ..errors import DeepIQAError
@@ -55,7 +55,6 @@ from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns,
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
 from ..sources import local_path
-from ..summaries import loads_by_compute, loads_text
 from ..weights import load_weights, weights_sha256
 from . import publish
 from .handler import NAMESPACE, ScoreModelHandler, read_uri
@@ -371,28 +370,12 @@ def versions() -> dict:
 
 def format_summary(summary: dict) -> str:
     """The lines the job prints (the same facts as the Spark job's)."""
-    lines = [
-        f"deepiqa score (Beam, {summary['runner']}): {summary['rows_in']} images with "
-        f"{summary['model']} ({summary['model_sha256'][:12]}) in {summary['seconds']} s, "
-        f"{summary['images_per_second']} images/s"
-    ]
-    errors = ", ".join(f"{k} {v}" for k, v in summary["errors_by_code"].items()) or "none"
-    lines.append(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
-    if summary["out_of_range"]:
-        lines.append(
-            f"  warning: {summary['out_of_range']} score(s) outside the model's declared range "
-            "(in_range = false): the network is extrapolating"
-        )
-    if summary["score_percentiles"]:
-        pct = summary["score_percentiles"].values()
-        lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct))
-    lines.append(
-        f"  model loads: {loads_text(summary['model_loads_by_compute'])} for "
-        f"{summary['batches']} batches"
-        f" of at most {summary['arguments']['execution']['max_batch_rows']} rows"
+    return summaries.format_summary(
+        summary,
+        f"deepiqa score (Beam, {summary['runner']})",
+        f"for {summary['batches']} batches of at most "
+        f"{summary['arguments']['execution']['max_batch_rows']} rows",
     )
-    lines.append(f"  output: {summary['output']}")
-    return "\n".join(lines)
 
 
 def _stage(run: Run, weights: bytes, items: pa.Table) -> None:
@@ -470,6 +453,7 @@ def run_score_beam(spec: ScoreBeamSpec) -> dict:
         if state != PipelineState.DONE:
             raise DeepIQAError(f"the pipeline ended {state}")
         metrics = counters(result)
+        loads = summaries.loads_by_compute(metrics)
         stats = summarise(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
         if stats["rows_out"] != stats["rows_in"]:
             raise DeepIQAError(f"{stats['rows_out']} output rows for {stats['rows_in']} inputs")
@@ -485,8 +469,8 @@ def run_score_beam(spec: ScoreBeamSpec) -> dict:
             "seconds": round(elapsed, 2),
             "images_per_second": round(items.num_rows / elapsed, 2) if elapsed > 0 else None,
             "runner": runner,
-            "model_loads": sum(loads_by_compute(metrics).values()),
-            "model_loads_by_compute": loads_by_compute(metrics),
+            "model_loads": sum(loads.values()),
+            "model_loads_by_compute": loads,
             "batches": metrics.get("batches", 0),
             "output_files": shards,
             "output": run.published,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..summaries import loads_text
+from .. import summaries
 
 PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # approxQuantile's relative rank error: each percentile is within 0.1 % of the rows of the exact
@@ -43,25 +43,9 @@ def summarise(result: DataFrame, rows_in: int) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    pct = summary["score_percentiles"]
-    lines = [
-        f"deepiqa score: {summary['rows_in']} images with {summary['model']} "
-        f"({summary['model_sha256'][:12]}) in {summary['seconds']} s, "
-        f"{summary['images_per_second']} images/s"
-    ]
-    errors = ", ".join(f"{k} {v}" for k, v in summary["errors_by_code"].items()) or "none"
-    lines.append(f"  scored {summary['scored']}, failed {summary['failed']} ({errors})")
-    if summary["out_of_range"]:
-        lines.append(
-            f"  warning: {summary['out_of_range']} score(s) outside the model's declared range "
-            "(in_range = false): the network is extrapolating"
-        )
-    if pct:
-        lines.append("  score p5/p25/p50/p75/p95: " + " / ".join(f"{v:.2f}" for v in pct.values()))
-    lines.append(
-        f"  model loads: {loads_text(summary['model_loads_by_compute'])} across "
-        f"{summary['partitions']} partitions; "
-        f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB"
+    return summaries.format_summary(
+        summary,
+        "deepiqa score",
+        f"across {summary['partitions']} partitions; "
+        f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB",
     )
-    lines.append(f"  output: {summary['output']}")
-    return "\n".join(lines)

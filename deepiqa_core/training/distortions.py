@@ -32,7 +32,12 @@ def gaussian_blur(img: np.ndarray, level: int, rng: np.random.Generator) -> np.n
 
 
 def jpeg(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
-    quality = (43, 36, 24, 7, 4)[level - 1]
+    return jpeg_at_quality(img, (43, 36, 24, 7, 4)[level - 1])
+
+
+def jpeg_at_quality(img: np.ndarray, quality: int) -> np.ndarray:
+    """The pixels after a round trip through Pillow's JPEG encoder at ``quality`` (also the
+    evaluation's JPEG ladders)."""
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(buf).convert("RGB"))
