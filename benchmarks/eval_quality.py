@@ -13,12 +13,15 @@ For each held-out photo (long side 384 px, as the synthetic training data) and e
   quality, i.e. what a user can expect a number to mean.
 
 It prints a JSON report and writes it with ``--json``, with the goals of issue 12 beside the
-figures. Held-out photos: ``--photos FOLDER`` (files named by photo id) and ``--test`` ids; by
-default the test split of ``scripts/train_default_weights.py`` wherever it finds those photos
-(scikit-image, scikit-learn and matplotlib ship them), else the bundled samples (which the
-current defaults were partly trained on: the report then says ``held_out: false``).
+figures. Held-out photos: the test split (``split_of`` in ``scripts/train_default_weights.py``)
+of the ``--photos`` folder that ``scripts/gather_photos.py`` fills, or the ``--test`` ids in it;
+without ``--photos``, the bundled samples (which the defaults were trained on: the report then
+says ``held_out: false``). SROCC is against the ``--label`` weak label (default: the current
+version); the level correlation and the ladders need no label.
 
-    python benchmarks/eval_quality.py --json benchmarks/results/quality-defaults.json
+    python scripts/gather_photos.py --out build/photos
+    python benchmarks/eval_quality.py --photos build/photos/photos \
+        --json benchmarks/results/quality-defaults.json
     python benchmarks/eval_quality.py --photos ~/photos --test a b c --weights-nr new-nr.safetensors
 """
 
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_default_weights import TEST, find_photos  # noqa: E402
+from train_default_weights import find_photos, split_of  # noqa: E402
 
 from deepiqa_core import Scorer  # noqa: E402
 from deepiqa_core.defaults import SAMPLES, default_weights  # noqa: E402
@@ -48,7 +51,7 @@ from deepiqa_core.training.distortions import (  # noqa: E402
     jpeg_at_quality,
 )
 from deepiqa_core.training.synthetic import DEFAULT_LONG_SIDE, level_rng, load_photo  # noqa: E402
-from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
+from deepiqa_core.training.weak_labels import LABELS, WEAK_LABEL_VERSION, weak_label  # noqa: E402
 from deepiqa_core.weights import load_weights  # noqa: E402
 
 JPEG_LADDER = (90, 75, 50, 30, 10)
@@ -64,7 +67,7 @@ def _strictly_falling(scores: list[float]) -> bool:
     return all(a > b for a, b in zip(scores, scores[1:], strict=False))
 
 
-def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int) -> dict:
+def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int, label: str) -> dict:
     """The report for one model (see the module docstring)."""
     fr = scorer.full_reference
 
@@ -80,7 +83,7 @@ def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int) -> dict:
         for kind in DISTORTIONS:
             images = [distort(photo, kind, lv, level_rng(seed, name, kind, lv)) for lv in LEVELS]
             for level, image, value in zip(LEVELS, images, score(images, photo), strict=True):
-                rows.append((name, kind, level, value, weak_label(image, photo)))
+                rows.append((name, kind, level, value, weak_label(image, photo, label)))
         ladder = score([jpeg_at_quality(photo, q) for q in JPEG_LADDER], photo)
         jpeg_monotone.append(_strictly_falling(ladder))
         for q, value in zip(JPEG_LADDER, ladder, strict=True):
@@ -119,16 +122,14 @@ def evaluate(scorer: Scorer, photos: dict[str, np.ndarray], seed: int) -> dict:
 
 def held_out_photos(folders: list[Path], test: list[str] | None) -> tuple[dict[str, Path], bool]:
     """The photos to evaluate on, and whether they are held out from the defaults' training."""
-    if test:
-        found = {p.stem: p for f in folders for p in sorted(f.iterdir()) if p.stem in test}
-        missing = sorted(set(test) - set(found))
-        if missing:
-            sys.exit(f"eval_quality: photos not found in --photos: {missing}")
-        return found, True
-    found = {k: v for k, v in find_photos(folders).items() if k in TEST}
-    if found:
-        return found, True
-    return {p.stem: p for p in sorted((SAMPLES / "nr").iterdir())}, False
+    if not folders:
+        return {p.stem: p for p in sorted((SAMPLES / "nr").iterdir())}, False
+    everything = find_photos(folders)
+    chosen = set(test) if test else {p for p in everything if split_of(p) == "test"}
+    missing = sorted(chosen - set(everything))
+    if missing or not chosen:
+        sys.exit(f"eval_quality: held-out photos not found in --photos: {missing or 'none'}")
+    return {p: everything[p] for p in sorted(chosen)}, True
 
 
 def main() -> None:
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--weights-fr", type=Path, default=default_weights(True))
     parser.add_argument("--seed", type=int, default=0, help="the synthesis seed")
     parser.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE)
+    parser.add_argument("--label", choices=sorted(LABELS), default=WEAK_LABEL_VERSION)
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
 
@@ -149,12 +151,12 @@ def main() -> None:
     report: dict = {
         "photos": sorted(photos),
         "held_out": held_out,
-        "label": WEAK_LABEL_VERSION,
+        "label": args.label,
         "seed": args.seed,
     }
     for path in (args.weights_nr, args.weights_fr):
         model, meta = load_weights(path.read_bytes())
-        result = evaluate(Scorer(model, device="cpu"), photos, args.seed)
+        result = evaluate(Scorer(model, device="cpu"), photos, args.seed, args.label)
         result.update(weights=str(path), version=meta.version, goals=GOALS[meta.variant])
         report[meta.variant] = result
         print(json.dumps({meta.variant: result}), flush=True)

@@ -45,6 +45,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         distortions=args.distortions,
         levels=args.levels,
         workers=args.workers or os.cpu_count() or 1,
+        label=args.label,
     )
     print(f"deepiqa synthesize: {len(manifest)} images -> {Path(args.output) / 'manifest.parquet'}")
     return ExitCode.OK
@@ -145,7 +146,8 @@ def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: typ
         help="make a KADID-style synthetic training set with weak labels, on this machine",
         description=(
             "Distort photos with KADID-10k's 25 types x 5 levels and label each with the weak "
-            "label (weak-v0: SSIM + PSNR, 0-100, higher = better). Writes OUTPUT/references/, "
+            "label (--label, default weak-v1: MS-SSIM + GMSD + chroma similarity, 0-100, higher = "
+            "better; the rows' dataset name says which). Writes OUTPUT/references/, "
             "OUTPUT/images/ and OUTPUT/manifest.parquet; `spark-submit jobs/synthesize.py` does "
             "the same on a cluster, with the same pixels and labels for the same seed."
         ),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .calibration import Calibration
+
 PATCH_SIZE = 32
 FEATURE_DIM = 512
 HIDDEN_DIM = 512
@@ -83,10 +85,15 @@ class DeepIQA(nn.Module):
     batches: a big image's patches may arrive in several forward passes (see ``scoring``).
     """
 
+    calibration: Calibration | None
+    """Raw output -> readable scale, from the weights file; the scorer applies it (not forward:
+    training and the per-patch loss work on raw outputs)."""
+
     def __init__(self, variant: str | Variant, epsilon: float = DEFAULT_EPSILON) -> None:
         super().__init__()
         self.variant = variant if isinstance(variant, Variant) else get_variant(variant)
         self.epsilon = float(epsilon)
+        self.calibration = None
         in_dim = FEATURE_DIM * (3 if self.variant.full_reference else 1)
         self.features = _features()
         self.quality = _head(in_dim)

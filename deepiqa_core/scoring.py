@@ -334,10 +334,14 @@ class Scorer:
         with self._autocast():
             outputs = self._run(tensors, grids, heads)
         results = []
+        calibrate = self.model.calibration  # raw -> the weights' readable scale (calibration.py)
         for grid, out in zip(grids, outputs, strict=True):
             y, alpha = out.cpu().numpy().T
+            score = pool(y, alpha)
+            if calibrate is not None:
+                score, y = calibrate(score), calibrate(y)
             patch_map = PatchMap(grid, y.copy(), alpha.copy()) if return_patches else None
-            results.append(ImageScore(pool(y, alpha), grid.count, patch_map))
+            results.append(ImageScore(score, grid.count, patch_map))
         return results
 
     def _resolve_references(

@@ -48,6 +48,7 @@ def spec(args: argparse.Namespace) -> SynthesisSpec:
         levels=tuple(args.levels),
         seed=args.seed,
         long_side=args.long_side,
+        label=args.label,
         overwrite=args.overwrite,
         partitions=args.partitions,
     )

@@ -42,7 +42,7 @@ def test_synthesize_job_matches_the_local_generator(spark, photos, tmp_path):
         for u, v in zip(on_spark["uri"], local["uri"], strict=True)
     )
     assert all(Path(u).parent.parent == tmp_path / "spark" for u in on_spark["uri"])
-    assert set(on_spark["dataset"]) == {"synthetic-weak-v0"}
+    assert set(on_spark["dataset"]) == {"synthetic-weak-v1"}
     # the weak label falls with the blur level (tiny 64 px images saturate the other two)
     blur = on_spark[on_spark["distortion"] == "lens_blur"].groupby("ref_id")
     assert all(g.sort_values("level")["score"].is_monotonic_decreasing for _, g in blur)
@@ -82,9 +82,9 @@ def test_evaluate_job_scores_and_reports_per_dataset_and_type(
     assert run_evaluate_job(spark, spec) == 1  # one row failed (threshold 0); the rest evaluated
     report = json.loads((tmp_path / "eval/report.json").read_text())
     assert report["failed"] == 1
-    entry = report["datasets"]["synthetic-weak-v0"]
+    entry = report["datasets"]["synthetic-weak-v1"]
     assert entry["images"] == len(manifest) - 1 == 29
-    assert set(report["distortions"]["synthetic-weak-v0"]) == {"jpeg", "white_noise"}
+    assert set(report["distortions"]["synthetic-weak-v1"]) == {"jpeg", "white_noise"}
     scores = pd.read_parquet(tmp_path / "eval/scores/scores")
     assert len(scores) == len(manifest) and scores["error_code"].notna().sum() == 1
     assert "per distortion type" in capsys.readouterr().out

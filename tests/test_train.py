@@ -78,10 +78,10 @@ def test_single_process_training_resumes_exactly_and_rejects_bad_rows(tiny_set, 
 
     model, meta = load_weights(tmp_path / "a/model.safetensors")
     assert meta.variant == "diqam-nr" and meta.score_direction == "higher_better"
-    assert meta.score_range == [0.0, 100.0] and "synthetic-weak-v0" in meta.training_data
+    assert meta.score_range == [0.0, 100.0] and "synthetic-weak-v1" in meta.training_data
     assert {"val_srocc", "test_srocc", "best_epoch"} <= set(meta.metrics)
     report = json.loads((tmp_path / "a/report.json").read_text())
-    assert set(report["reports"]["test"]["distortions"]["synthetic-weak-v0"]) == {
+    assert set(report["reports"]["test"]["distortions"]["synthetic-weak-v1"]) == {
         "gaussian_blur",
         "white_noise",
     }
@@ -114,9 +114,9 @@ def test_evaluate_command_reports_per_type(tiny_set, weights_dir, tmp_path, caps
     )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    entry = report["datasets"]["synthetic-weak-v0"]
+    entry = report["datasets"]["synthetic-weak-v1"]
     assert entry["images"] == 40 and -1 <= entry["srocc"] <= 1 and entry["krocc"] is not None
-    assert set(report["distortions"]["synthetic-weak-v0"]) == {"gaussian_blur", "white_noise"}
+    assert set(report["distortions"]["synthetic-weak-v1"]) == {"gaussian_blur", "white_noise"}
     assert pd.read_parquet(tmp_path / "p.parquet")["prediction"].notna().all()
 
 

@@ -85,12 +85,12 @@ def test_synthetic_rows_depend_only_on_seed_photo_type_and_level(tmp_path):
         generate_local([str(photo)], tmp_path / "c", distortions=["rain"])
 
 
-def test_weak_label_known_answer_on_flat_images():
+def test_weak_label_v0_known_answer_on_flat_images():
     # flat 100 vs flat 110: variances are 0, so SSIM is its luminance term alone everywhere
     a, b = np.full((40, 40, 3), 100, np.uint8), np.full((40, 40, 3), 110, np.uint8)
     c1 = (0.01 * 255) ** 2
     ssim_value = (2 * 100 * 110 + c1) / (100**2 + 110**2 + c1)
     psnr_value = 10 * np.log10(255**2 / 100)
     expected = 100 * (0.5 * ssim_value + 0.5 * (psnr_value - 10) / 40)
-    assert weak_label(b, a) == pytest.approx(expected, abs=1e-9)
-    assert weak_label(b, a) == pytest.approx(72.4373, abs=1e-4)
+    assert weak_label(b, a, "weak-v0") == pytest.approx(expected, abs=1e-9)
+    assert weak_label(b, a, "weak-v0") == pytest.approx(72.4373, abs=1e-4)

@@ -17,6 +17,7 @@ from ..exits import UsageError
 from ..listing import list_images
 from ..outputs import check_separate
 from ..training.synthetic import Group, photo_ids, plan_groups, render_group
+from ..training.weak_labels import WEAK_LABEL_VERSION
 from .publish import fingerprint, publish
 
 ROW_SCHEMA = (
@@ -34,6 +35,7 @@ class SynthesisSpec:
     levels: tuple[int, ...]
     seed: int
     long_side: int
+    label: str = WEAK_LABEL_VERSION
     overwrite: bool = False
     partitions: int | None = None  # default: one task per (photo, type) group
 
@@ -47,12 +49,13 @@ class _Render:
     seed: int
     long_side: int
     levels: tuple[int, ...]
+    label: str
 
     def __call__(self, batches):
         for batch in batches:
             rows = []
             for rec in batch.itertuples(index=False):
-                group = Group(rec.photo, rec.uri, rec.distortion, self.levels)
+                group = Group(rec.photo, rec.uri, rec.distortion, self.levels, self.label)
                 rows += render_group(group, self.out_dir, self.seed, self.long_side, self.uri_root)
             yield pd.DataFrame(rows, columns=[c.split()[0] for c in ROW_SCHEMA.split(", ")])
 
@@ -62,7 +65,7 @@ def run_synthesis_job(spark: SparkSession, spec: SynthesisSpec) -> pd.DataFrame:
     uris = list_images(spec.photos)
     if not uris:
         raise UsageError(f"no photos found in {spec.photos}")
-    groups = plan_groups(photo_ids(uris), spec.distortions, spec.levels)
+    groups = plan_groups(photo_ids(uris), spec.distortions, spec.levels, spec.label)
     target = spec.output.absolute()
     started = time.perf_counter()
     check_separate(target, [spec.photos])
@@ -74,7 +77,9 @@ def run_synthesis_job(spark: SparkSession, spec: SynthesisSpec) -> pd.DataFrame:
             [(g.photo, g.uri, g.distortion) for g in groups],
             "photo string, uri string, distortion string",
         ).repartition(spec.partitions or len(groups))
-        render = _Render(str(staging), str(target), spec.seed, spec.long_side, spec.levels)
+        render = _Render(
+            str(staging), str(target), spec.seed, spec.long_side, spec.levels, spec.label
+        )
         rendered = frame.mapInPandas(render, ROW_SCHEMA).toPandas()
         manifest = make_manifest(rendered.sort_values("id").to_dict("records"))
         write_manifest(manifest, staging / "manifest.parquet")

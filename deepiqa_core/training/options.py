@@ -101,6 +101,7 @@ def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
     """The synthetic set's options, shared by ``deepiqa synthesize`` and jobs/synthesize.py."""
     from .distortions import DISTORTIONS, LEVELS
     from .synthetic import DEFAULT_LONG_SIDE
+    from .weak_labels import LABELS, WEAK_LABEL_VERSION
 
     parser.add_argument(
         "--distortions",
@@ -113,6 +114,13 @@ def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same pixels and labels")
     parser.add_argument(
         "--long-side", type=int, default=DEFAULT_LONG_SIDE, help="photos are resized to this"
+    )
+    parser.add_argument(
+        "--label",
+        choices=sorted(LABELS),
+        default=WEAK_LABEL_VERSION,
+        help="weak label version (default %(default)s: MS-SSIM + GMSD + chroma similarity; "
+        "weak-v0: SSIM + PSNR, for regenerating older sets); the rows' dataset name says it",
     )
 
 

@@ -109,6 +109,7 @@ def train_worker(job: TrainJob) -> dict:
     direction = job.meta.get("score_direction", "higher_better")
     torch.manual_seed(derive_seed("init", job.fit.seed))  # DDP then copies rank 0's anyway
     model = load_weights(job.init_weights)[0] if job.init_weights else DeepIQA(variant)
+    model.calibration = None  # trained and evaluated on the labels' own scale
     source = PetastormSource(
         data / "train",
         full_reference=variant.full_reference,

@@ -6,7 +6,8 @@ distortion type and level is applied (``distortions``) and labelled with the wea
 
   references/<photo>.png                       the resized pristine photo
   images/<photo>__<type>__<level>.png          each distorted version (lossless PNG)
-  manifest.parquet                             the common manifest (dataset "synthetic-weak-v0")
+  manifest.parquet                             the common manifest (dataset "synthetic-<label>",
+                                               e.g. "synthetic-weak-v1": the label version)
 
 Every (photo, type, level) draws its randomness from a generator seeded by (seed, photo, type,
 level) alone, so the Spark job (groups spread over executors) and ``generate_local`` write the
@@ -31,10 +32,15 @@ from ..imaging import decode_image
 from ..seeding import rng
 from ..sources import read_bytes
 from .distortions import DISTORTIONS, LEVELS, distort
-from .weak_labels import WEAK_LABEL_VERSION, weak_label
+from .weak_labels import LABELS, WEAK_LABEL_VERSION, weak_label
 
-DATASET = f"synthetic-{WEAK_LABEL_VERSION}"  # names the label version in every row
 DEFAULT_LONG_SIDE = 384
+
+
+def dataset_name(label: str = WEAK_LABEL_VERSION) -> str:
+    """The rows' dataset name: it names the label version, so sets made with different labels
+    never mix unnoticed in one evaluation."""
+    return f"synthetic-{label}"
 
 
 @dataclass(frozen=True)
@@ -45,16 +51,22 @@ class Group:
     uri: str
     distortion: str
     levels: tuple[int, ...] = LEVELS
+    label: str = WEAK_LABEL_VERSION
 
 
 def plan_groups(
-    photos: dict[str, str], distortions: Sequence[str] | None = None, levels: Sequence[int] = LEVELS
+    photos: dict[str, str],
+    distortions: Sequence[str] | None = None,
+    levels: Sequence[int] = LEVELS,
+    label: str = WEAK_LABEL_VERSION,
 ) -> list[Group]:
     kinds = list(distortions or DISTORTIONS)
     unknown = sorted(set(kinds) - set(DISTORTIONS))
     if unknown:
         raise UsageError(f"unknown distortion types {unknown}; known: {sorted(DISTORTIONS)}")
-    return [Group(p, photos[p], k, tuple(levels)) for p in sorted(photos) for k in kinds]
+    if label not in LABELS:
+        raise UsageError(f"unknown label version {label!r}; known: {sorted(LABELS)}")
+    return [Group(p, photos[p], k, tuple(levels), label) for p in sorted(photos) for k in kinds]
 
 
 def photo_ids(uris: Sequence[str]) -> dict[str, str]:
@@ -120,11 +132,11 @@ def render_group(
                 "uri": str(root / "images" / name),
                 "ref_uri": str(root / "references" / f"{group.photo}.png"),
                 "ref_id": group.photo,
-                "score": weak_label(img, ref),
+                "score": weak_label(img, ref, group.label),
                 "score_direction": "higher_better",
                 "score_min": 0.0,
                 "score_max": 100.0,
-                "dataset": DATASET,
+                "dataset": dataset_name(group.label),
                 "distortion": group.distortion,
                 "level": level,
             }
@@ -140,12 +152,13 @@ def generate_local(
     distortions: Sequence[str] | None = None,
     levels: Sequence[int] = LEVELS,
     workers: int = 1,
+    label: str = WEAK_LABEL_VERSION,
 ):
     """The whole set on this machine (``workers`` processes); returns the manifest (also
     written as manifest.parquet)."""
     from ..datasets import make_manifest, write_manifest
 
-    groups = plan_groups(photo_ids(photos), distortions, levels)
+    groups = plan_groups(photo_ids(photos), distortions, levels, label)
     n = len(groups)
     if workers > 1:
         # spawn, not fork: a forked child of a process that already ran torch can deadlock

@@ -1,8 +1,9 @@
 """The project's weights format: safetensors tensors + metadata that says what the file is.
 
 A weights file carries one metadata entry, ``deepiqa``, a JSON object (``WeightsMeta``): variant,
-input range, FR fusion order, epsilon, what the score means (name, direction, range), training data,
-metrics, provenance and version. Loading never unpickles anything; tensors may be stored in fp16
+input range, FR fusion order, epsilon, what the score means (name, direction, range, and the
+calibration that maps raw outputs onto a readable 0-100 scale, if any), training data, metrics,
+provenance and version. Loading never unpickles anything; tensors may be stored in fp16
 and are loaded as fp32.
 """
 
@@ -19,6 +20,7 @@ import torch
 from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save_file
 
+from ..calibration import Calibration
 from ..errors import WeightsError
 from ..models import DEFAULT_EPSILON, FUSION_ORDER, INPUT_RANGE, DeepIQA, get_variant
 
@@ -35,6 +37,7 @@ class WeightsMeta:
     score_direction: str = "unknown"
     score_name: str = "quality"
     score_range: list[float] | None = None
+    calibration: dict | None = None  # deepiqa_core.calibration.Calibration.to_dict()
     training_data: str = "unknown"
     metrics: dict[str, float] = field(default_factory=dict)
     source: str = "unknown"
@@ -49,6 +52,11 @@ class WeightsMeta:
         get_variant(self.variant)
         if self.score_direction not in SCORE_DIRECTIONS:
             raise WeightsError(f"score_direction must be one of {SCORE_DIRECTIONS}")
+        if self.calibration is not None:
+            try:
+                Calibration.from_dict(self.calibration)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise WeightsError(f"unreadable calibration: {exc}") from exc
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -131,6 +139,8 @@ def load_weights(source: str | Path | bytes) -> tuple[DeepIQA, WeightsMeta]:
     except (RuntimeError, ValueError) as exc:
         raise WeightsError(f"weights do not fit {meta.variant}: {exc}") from exc
     model.eval()
+    if meta.calibration is not None:
+        model.calibration = Calibration.from_dict(meta.calibration)
     check_probe(model, meta)
     return model, meta
 
@@ -152,6 +162,8 @@ def check_probe(model: DeepIQA, meta: WeightsMeta) -> None:
     with torch.inference_mode():
         y, alpha = model(patches, patches if model.full_reference else None)
         score = float((alpha * y).sum() / alpha.sum())
+    if model.calibration is not None:
+        score = model.calibration(score)
     if not math.isfinite(score):
         raise WeightsError(f"the network gives {score} for a plain test image: corrupt weights")
     if meta.score_range:
