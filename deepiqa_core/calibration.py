@@ -8,10 +8,11 @@ the scale by reference points measured on validation photos the model was not tr
     the median raw score of distortion level k=1..5  ->  90 - 15 k  (75, 60, 45, 30, 15)
 
 (levels over all 25 KADID-style types), so "60" reads "about as degraded as a typical level-2
-distortion". Between the points the map is linear; beyond the end points it continues with the
-end segments' slopes and is clipped to 0..100. If the medians are not in order (a model that
-cannot tell two levels apart), adjacent points are pooled (their means taken) until they are,
-so the map is always non-decreasing and never changes a ranking.
+distortion". Between the points the map is linear; beyond the end points it approaches 0 and
+100 exponentially, leaving with the end segments' slopes (no clipping: two images that differ
+in raw score never tie, so rankings and ladders keep their order). If the medians are not in
+order (a model that cannot tell two levels apart), adjacent points are pooled (their means
+taken) until they are, so the map is always increasing.
 
 It is stored in the weights metadata (``WeightsMeta.calibration``) and applied by the scorer to
 every image score and to each patch of a quality map (the map reads on the same scale; an image's
@@ -49,10 +50,16 @@ class Calibration:
         x = np.asarray(raw, dtype=np.float64)
         xs, ys = np.asarray(self.raw), np.asarray(self.score)
         y = np.interp(x, xs, ys)
-        low, high = (ys[1] - ys[0]) / (xs[1] - xs[0]), (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
-        y = np.where(x < xs[0], ys[0] + (x - xs[0]) * low, y)
-        y = np.where(x > xs[-1], ys[-1] + (x - xs[-1]) * high, y)
-        y = np.clip(y, *SCALE)
+        low, high = SCALE
+        # tails: exponential approach to the scale's ends, with the end segments' slopes at the
+        # end points (continuous and smooth there, strictly increasing: no ties, no clipping)
+        slope_lo = (ys[1] - ys[0]) / (xs[1] - xs[0])
+        slope_hi = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        room_lo, room_hi = max(ys[0] - low, 1e-9), max(high - ys[-1], 1e-9)
+        below = np.minimum(x - xs[0], 0.0)
+        above = np.maximum(x - xs[-1], 0.0)
+        y = np.where(x < xs[0], low + room_lo * np.exp(slope_lo * below / room_lo), y)
+        y = np.where(x > xs[-1], high - room_hi * np.exp(-slope_hi * above / room_hi), y)
         return float(y) if np.ndim(raw) == 0 else y.astype(np.asarray(raw).dtype, copy=False)
 
     def to_dict(self) -> dict:

@@ -132,11 +132,20 @@ def copyright_licences(root: Path) -> list[tuple[str, str]]:
 
 
 def licence_for(relpath: str, stanzas: list[tuple[str, str]]) -> str:
-    """DEP-5: the last stanza whose pattern matches wins. Patterns name source-tree paths, so a
-    pattern matches an installed path when its file name part matches (or it is ``*``)."""
+    """DEP-5: the last stanza whose pattern matches wins. Patterns name source-tree paths, which
+    may differ from installed ones, so a pattern matches when it is ``*``, when it matches the
+    end of the installed path (``data/*`` matches ``.../examples/data/x.jpg``), or when it names
+    the file itself without wildcards (``16.04/x.jpg`` matches ``.../backgrounds/x.jpg``)."""
+    name = Path(relpath).name
     found = "unknown"
     for pattern, licence in stanzas:
-        if pattern == "*" or fnmatch.fnmatch(Path(relpath).name, Path(pattern).name):
+        literal = Path(pattern).name
+        if (
+            pattern == "*"
+            or fnmatch.fnmatch(relpath, pattern)
+            or fnmatch.fnmatch(relpath, f"*/{pattern}")
+            or (not any(c in literal for c in "*?[") and literal == name)
+        ):
             found = licence
     return found
 

@@ -37,10 +37,13 @@ def test_licences_follow_the_last_matching_copyright_stanza(gather):
         ("*", "GPL-2+"),
         ("16.04/aitzgorri_by_A.jpg", "CC-BY-4.0"),
         ("16.04/Bridge_by_S.jpg", "CC-BY-SA-4.0"),
+        ("data/*", "BSD-3-Clause"),
+        ("debian/*", "Expat"),  # the packaging's own files: matches none of the photos
     ]
     assert gather.licence_for("usr/share/backgrounds/aitzgorri_by_A.jpg", stanzas) == "CC-BY-4.0"
     assert gather.licence_for("usr/share/backgrounds/Bridge_by_S.jpg", stanzas) == "CC-BY-SA-4.0"
     assert gather.licence_for("usr/share/backgrounds/other.jpg", stanzas) == "GPL-2+"
+    assert gather.licence_for("usr/share/doc/x/examples/data/b.jpg", stanzas) == "BSD-3-Clause"
     assert gather.licence_for("x.jpg", []) == "unknown"
 
 

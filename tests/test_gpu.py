@@ -40,6 +40,9 @@ def test_gpu_fp32_is_ieee_exact_against_cpu_and_batch_independent(variant: str) 
 @pytest.mark.parametrize("with_ref", [False, True])
 def test_gpu_bf16_is_batch_independent_and_near_fp32(with_ref: bool) -> None:
     model, _ = load_weights(default_weights(with_ref).read_bytes())
+    # the network's arithmetic, on its raw scale: the calibration multiplies any difference by
+    # its slope (up to ~11 for the defaults; the model card gives bf16's effect on that scale)
+    model.calibration = None
     photos = [decode_image(p.read_bytes()) for p in sorted((SAMPLES / "nr").iterdir())]
     images = photos + [make_image(h, w, seed=i) for i, (h, w) in enumerate(SIZES)]
     refs = images if with_ref else None  # FR: each against itself

@@ -81,10 +81,18 @@ def test_calibration_fit_has_known_answers():
     cal = fit_calibration(raw)
     assert cal.raw == (0, 2, 4, 6, 8, 12) and cal.score == (15, 30, 45, 60, 75, 90)
     assert cal(12.0) == 90.0 and cal(7.0) == 67.5
-    assert cal(13.0) == pytest.approx(93.75)  # the top segment's slope continues...
-    assert cal(40.0) == 100.0 and cal(-20.0) == 0.0  # ...until the scale ends
-    out = cal(np.array([0.0, 20.0], np.float32))
-    assert out.dtype == np.float32 and out.tolist() == [15.0, 100.0]
+    # tails: 100 - 10 exp(-3.75 dx / 10) above 12 (slope 3.75 there), 15 exp(7.5 dx / 15) below 0
+    assert cal(13.0) == pytest.approx(100 - 10 * np.exp(-0.375))
+    assert cal(-2.0) == pytest.approx(15 * np.exp(-1.0))
+    far = [cal(v) for v in (-40.0, -20.0, 30.0, 40.0)]
+    assert 0 < far[0] < far[1] < 1e-3 and 99.98 < far[2] < far[3] < 100  # no ties at the ends
+    eps = 1e-6
+    for knot in (0.0, 12.0):  # continuous, with the end segment's slope, at both end points
+        assert cal(knot + eps) - cal(knot - eps) == pytest.approx(
+            2 * eps * 7.5 if knot == 0 else 2 * eps * 3.75, rel=1e-3
+        )
+    out = cal(np.array([0.0, 12.0], np.float32))
+    assert out.dtype == np.float32 and out.tolist() == [15.0, 90.0]
     # level 1 scores above pristine: the two are pooled into one point (means of both)
     pooled = fit_calibration({0: [5], 1: [6], 2: [4], 3: [3], 4: [2], 5: [1]})
     assert pooled.raw == (1, 2, 3, 4, 5.5) and pooled.score == (15, 30, 45, 60, 82.5)
