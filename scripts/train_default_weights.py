@@ -204,6 +204,12 @@ def main() -> None:
     )
     parser.add_argument("--version", default="0.3.0", help="the new weights' version")
     args = parser.parse_args()
+    budget = args.max_seconds or [None]
+    if len(budget) == 1:
+        budget = budget * len(args.variants)
+    if len(budget) != len(args.variants):
+        parser.error("--max-seconds takes one value, or one per variant")
+    seconds = dict(zip(args.variants, budget, strict=True))
 
     t0 = time.perf_counter()
     found = find_photos(args.photos)
@@ -240,10 +246,7 @@ def main() -> None:
         flush=True,
     )
     inits = {load_weights(p)[1].variant: p for p in args.init}
-    budget = args.max_seconds or [None]
-    if len(budget) == 1:
-        budget = budget * len(args.variants)
-    seconds = dict(zip(args.variants, budget, strict=True))
+
     summary = {"photos": counts}
     for variant in args.variants:
         run = args.out / f"run-{variant}"
