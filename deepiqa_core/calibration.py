@@ -17,7 +17,7 @@ taken) until they are, so the map is always increasing.
 It is stored in the weights metadata (``WeightsMeta.calibration``) and applied by the scorer to
 every image score and to each patch of a quality map (the map reads on the same scale; an image's
 score is the calibrated weighted mean of its raw patch scores, so it is not exactly the weighted
-mean of the map's calibrated values). Only ``higher_better`` models are calibrated.
+mean of the map's calibrated values). The targets assume ``higher_better`` raw scores.
 """
 
 from __future__ import annotations
