@@ -229,7 +229,9 @@ def test_precision_flag_runs_bf16_on_cpu_and_says_so(capsys):
     fast = {r["path"]: r["score"] for r in json.loads(out)}
     assert code == 0 and "on cpu/bf16" in err and fast.keys() == exact.keys()
     diffs = [abs(fast[k] - exact[k]) for k in exact]
-    assert 0 < max(diffs) <= 0.5
+    # on the default's calibrated scale, whose slope (up to 27 per raw point) multiplies bf16's
+    # raw differences (<= 0.5, tests/test_precision.py); the model card measured 1.33 at most
+    assert 0 < max(diffs) <= 2.0
     with pytest.raises(SystemExit) as exit_:
         main(["score", photos, "--precision", "fp8"])
     assert exit_.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err
