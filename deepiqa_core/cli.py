@@ -6,7 +6,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from .options import (
     input_spec,
     scoring_options,
 )
+from .outputs import MAP_FORMATS, check_output_file, is_map_file, is_results_file
 from .weights import SOURCES, WeightsMeta, import_weights, load_weights, save_weights
 from .weights.format import SCORE_DIRECTIONS, weights_sha256
 
@@ -147,17 +147,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     spec = input_spec(args)
     options = scoring_options(args)
     weights = Path(args.weights) if args.weights else default_weights(spec.ref is not None)
+    _check_targets(args, [spec.source, spec.ref, weights])
     scorer, meta, sha = load_scorer(weights, options)
     rows = image_rows(spec, scorer.full_reference, meta.variant)
-    if args.map and len(rows) != 1:
+    if args.map is not None and len(rows) != 1:
         raise UsageError(f"--map needs a single image as input; {spec.source} has {len(rows)}")
     if not rows:
         raise DeepIQAError(f"no images found in {spec.source}")
-    _check_targets([args.output, args.map], rows)
+    images = [r.uri for r in rows if r.uri] + [r.ref_uri for r in rows if r.ref_uri]
+    _check_targets(args, images)
 
     started = time.perf_counter()
     batch = BatchScorer(scorer, meta.variant, sha, options.batch, meta.score_range)
-    if args.map:
+    if args.map is not None:
         scored = [_score_with_map(batch, rows[0], args.map, meta.score_direction)]
     else:
         progress = not args.quiet and len(rows) > 1 and sys.stderr.isatty()
@@ -165,7 +167,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
 
     text = _format_rows(scored, output_format(args.format, args.output), scorer.full_reference)
-    if args.output:
+    if args.output is not None:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
@@ -188,14 +190,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     return threshold_code(failed, len(scored), options.max_error_rate)
 
 
-def _check_targets(targets: Sequence[str | None], rows: Sequence[ImageRow]) -> None:
-    """--output / --map must not be one of the images (writing it would destroy an input)."""
-    inputs = {os.path.realpath(r.uri) for r in rows if r.uri} | {
-        os.path.realpath(r.ref_uri) for r in rows if r.ref_uri
-    }
-    for target in targets:
-        if target and os.path.realpath(target) in inputs:
-            raise UsageError(f"{target} is one of the input images; write results elsewhere")
+def _check_targets(args: argparse.Namespace, inputs: Sequence[str | Path | None]) -> None:
+    """--output / --map: checked before any work (``outputs.check_output_file``): never an
+    input, never a file deepiqa did not write; a map's suffix names a picture format."""
+    if args.output is not None:
+        check_output_file(args.output, "--output", inputs, is_results_file)
+    if args.map is not None:
+        if Path(args.map).suffix.lower() not in MAP_FORMATS:
+            raise UsageError(
+                f"--map {args.map}: a map is a picture; name a {'/'.join(MAP_FORMATS)} file"
+            )
+        check_output_file(args.map, "--map", inputs, is_map_file)
 
 
 def _score_with_map(batch: BatchScorer, row: ImageRow, target: str, direction: str) -> Row:

@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from .batch import BatchScorer, ImageRow, RowResult, load_image
 from .models import PATCH_SIZE
+from .outputs import MAP_FORMATS, MAP_TAG
 from .patches import grid_for
 from .scoring import PatchMap
 
@@ -282,11 +284,20 @@ def save_map(
     label: str | None = None,
     direction: str | None = None,
 ) -> None:
-    """Write the picture to ``path`` (format from the suffix, PNG for ``--map``)."""
+    """Write the picture to ``path`` (PNG or JPEG, from the suffix), tagged as deepiqa's
+    (``outputs.MAP_TAG``) so that a later run may replace it and nothing else."""
     picture = render_map(
         image, patch_map, score=score, score_range=score_range, label=label, direction=direction
     )
-    Image.fromarray(picture).save(path)
+    fmt = MAP_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"a map is written as {sorted(MAP_FORMATS)}, not {path}")
+    if fmt == "PNG":
+        info = PngInfo()
+        info.add_text("Software", MAP_TAG)
+        Image.fromarray(picture).save(path, format=fmt, pnginfo=info)
+    else:
+        Image.fromarray(picture).save(path, format=fmt, comment=MAP_TAG.encode(), quality=92)
 
 
 def score_for_map(

@@ -1,11 +1,12 @@
 """What an output folder may be: never an input, and replaced only when deepiqa made it.
 
-Every folder deepiqa writes carries ``_DEEPIQA_OUTPUT`` (what made it, when). ``--overwrite``
-replaces a folder only if it has that marker (or is an earlier deepiqa output without one: a
-scoring output with ``_COMPLETE`` and ``summary.json``, a training run with ``metrics.jsonl`` or
-``checkpoints/``); anything else is refused as a usage error, so a mistyped ``--output`` can never
-delete a user's data. An output that is, contains, or lies inside an input (the images, the
-references, the weights) is refused too.
+Every folder deepiqa writes carries ``_DEEPIQA_OUTPUT``, a JSON record of what made it and
+when. ``--overwrite`` replaces a folder only if it holds that marker and the marker reads as
+deepiqa's (``marker_kind``); anything else is refused as a usage error, so a mistyped
+``--output`` can never delete a user's data. Files that merely look like deepiqa's
+(``checkpoints/``, ``metrics.jsonl``, ``_COMPLETE``) prove nothing: many tools write those names,
+so folders from before the marker existed must be removed by hand. An output that is, contains,
+or lies inside an input (the images, the references, the weights) is refused too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .exits import UsageError
@@ -21,8 +22,6 @@ from .listing import GLOB_CHARS
 from .sources import is_s3
 
 MARKER = "_DEEPIQA_OUTPUT"
-# files that show a folder was made by deepiqa before the marker existed
-LEGACY_SIGNS = (("_COMPLETE", "summary.json"), ("metrics.jsonl",), ("checkpoints",))
 
 
 def marker_text(kind: str) -> str:
@@ -34,10 +33,20 @@ def write_marker(folder: Path, kind: str) -> None:
     (folder / MARKER).write_text(marker_text(kind))
 
 
+def marker_kind(text: str | None) -> str | None:
+    """The kind a marker's text names (``score``, ``training-run``, ...), or None when the text
+    is not a deepiqa marker (absent, empty, not JSON, no kind)."""
+    try:
+        record = json.loads(text or "")
+    except ValueError:
+        return None
+    kind = record.get("kind") if isinstance(record, dict) else None
+    return kind if isinstance(kind, str) and kind else None
+
+
 def is_deepiqa_output(folder: Path) -> bool:
-    if (folder / MARKER).is_file():
-        return True
-    return any(all((folder / name).exists() for name in sign) for sign in LEGACY_SIGNS)
+    marker = folder / MARKER
+    return marker.is_file() and marker_kind(marker.read_text(errors="replace")) is not None
 
 
 def check_replaceable(target: Path) -> None:
@@ -76,3 +85,63 @@ def check_separate(output: Path, inputs: Iterable[str | Path | None]) -> None:
                 f"--output {output} overlaps the input {source}: outputs must be kept apart "
                 "from inputs (a replaced output would delete them)"
             )
+
+
+# --- single files deepiqa writes (``deepiqa score --output`` / ``--map``) ----------------------
+MAP_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAP_TAG = "deepiqa quality map"  # PNG "Software" text / JPEG comment of every map deepiqa writes
+RESULT_HEADS = ("path,", "path ")  # first line of deepiqa's CSV / table outputs
+SNIFF_BYTES = 4096
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` reads as a results table ``deepiqa score`` wrote (CSV, table or JSON),
+    from its first bytes: the header deepiqa writes, or a JSON list of rows with a path."""
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    if head.startswith(RESULT_HEADS):
+        return True
+    text = head.lstrip()
+    return text.startswith("[") and ('"path":' in text or text.rstrip() == "[]")
+
+
+def is_map_file(path: Path) -> bool:
+    """Whether ``path`` is a quality map deepiqa wrote (its PNG text or JPEG comment)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            tag = img.info.get("Software") or img.info.get("comment")
+    except Exception:  # noqa: BLE001 - unreadable: not ours
+        return False
+    if isinstance(tag, bytes):
+        tag = tag.decode(errors="replace")
+    return tag == MAP_TAG
+
+
+def check_output_file(
+    target: str,
+    flag: str,
+    inputs: Iterable[str | Path | None],
+    ours: Callable[[Path], bool],
+) -> None:
+    """Refuse, before any work, a file target that could not be written or would destroy
+    something: empty, a folder, in a folder that does not exist, one of the ``inputs`` (images,
+    references, manifest, weights), or an existing file that ``ours`` does not recognise as
+    deepiqa's own (rewriting deepiqa's earlier result is fine)."""
+    if not target:
+        raise UsageError(f"{flag} needs a file path")
+    path = Path(target)
+    if path.is_dir():
+        raise UsageError(f"{flag} {target} is a folder; name a file")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {target}: the folder {parent} does not exist")
+    real = os.path.realpath(path)
+    for source in inputs:
+        if source is not None and not is_s3(str(source)) and os.path.realpath(source) == real:
+            raise UsageError(f"{flag} {target} is one of the inputs ({source}); write elsewhere")
+    if path.exists() and not ours(path):
+        raise UsageError(
+            f"refusing to replace {target}: deepiqa did not write it; choose another {flag}"
+        )

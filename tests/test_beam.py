@@ -289,6 +289,9 @@ def test_usage_errors_exit_2_and_write_nothing(tree, weights_dir, tmp_path, caps
     assert main(argv) == 2 and "pass --overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 2 and "not a deepiqa output" in capsys.readouterr().err
     assert (theirs / "precious.txt").read_text() == "keep me" and not _siblings(theirs)
+    (theirs / "metrics.jsonl").write_text("{}")  # a name other tools write: no proof
+    assert main([*argv, "--overwrite"]) == 2 and "not a deepiqa output" in capsys.readouterr().err
+    assert (theirs / "precious.txt").read_text() == "keep me" and not _siblings(theirs)
     with pytest.raises(SystemExit) as parse_error:
         main([photos, "--max-error-rate", "2", "--output", str(out)])
     assert parse_error.value.code == 2

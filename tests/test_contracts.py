@@ -26,7 +26,7 @@ from deepiqa_core.errors import ROW_ERROR_CODES, ReadTimeoutError
 from deepiqa_core.exits import EXIT_CODE_MEANINGS, UsageError
 from deepiqa_core.imaging import decode_in_order
 from deepiqa_core.listing import list_images
-from deepiqa_core.outputs import MARKER, check_replaceable, check_separate
+from deepiqa_core.outputs import MARKER, check_replaceable, check_separate, marker_text
 from deepiqa_core.sources import read_bytes, reset_s3_client
 
 from .conftest import encode, make_image, trained_like
@@ -54,19 +54,28 @@ def test_outputs_never_overlap_inputs(tmp_path):
     check_separate(tmp_path / "elsewhere", [str(photos), "s3://bucket/photos", None])
 
 
-def test_only_deepiqa_outputs_are_replaceable(tmp_path):
+def test_only_folders_with_deepiqa_s_marker_are_replaceable(tmp_path):
     user = tmp_path / "user"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="not a deepiqa output"):
         check_replaceable(user)
-    (user / MARKER).write_text("{}")
+    for text in ("", "{}", "not json", '{"kind": ""}', "[1]"):  # a marker must say its kind
+        (user / MARKER).write_text(text)
+        with pytest.raises(UsageError, match="not a deepiqa output"):
+            check_replaceable(user)
+    (user / MARKER).write_text(marker_text("score"))
     check_replaceable(user)
-    legacy = tmp_path / "legacy"  # a scoring output from before the marker
-    legacy.mkdir()
-    (legacy / "_COMPLETE").write_text("x")
-    (legacy / "summary.json").write_text("{}")
-    check_replaceable(legacy)
+    # names other tools write too prove nothing (they once did: a folder holding checkpoints/
+    # or metrics.jsonl, or _COMPLETE + summary.json, was replaced with the user's files in it)
+    for sign in (["checkpoints/epoch=99.ckpt"], ["metrics.jsonl"], ["_COMPLETE", "summary.json"]):
+        folder = tmp_path / sign[0].replace("/", "_")
+        for name in sign:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text("w")
+        (folder / "notes.txt").write_text("n")
+        with pytest.raises(UsageError, match="not a deepiqa output"):
+            check_replaceable(folder)
 
 
 def test_cli_never_writes_over_an_input_image(capsys, tmp_path):
@@ -74,7 +83,50 @@ def test_cli_never_writes_over_an_input_image(capsys, tmp_path):
     image.write_bytes(encode(make_image(64, 64)))
     before = image.read_bytes()
     code, _, err = run(capsys, "score", str(image), "--output", str(image))
-    assert code == 2 and "one of the input images" in err and image.read_bytes() == before
+    assert code == 2 and "one of the inputs" in err and image.read_bytes() == before
+
+
+def test_cli_output_is_never_an_input_or_a_file_deepiqa_did_not_write(
+    capsys, tmp_path, weights_dir
+):
+    """Checked before any scoring: the weights, the manifest, a reference, an unrelated file,
+    a folder, a missing folder, an empty name; deepiqa's own earlier output is replaced."""
+    folder = tmp_path / "load"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.png").write_bytes(encode(make_image(64, 64, seed=i)))
+    weights = tmp_path / "my.safetensors"
+    weights.write_bytes((weights_dir / "wadiqam-nr.safetensors").read_bytes())
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"uri\n{folder / '0.png'}\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    kept = {p: p.read_bytes() for p in (weights, manifest, notes)}
+    w = ["--weights", str(weights)]
+    cases = {
+        "one of the inputs": [str(folder), *w, "--output", str(weights), "--format", "csv"],
+        "inputs": [str(manifest), *w, "--output", str(manifest)],
+        "did not write it": [str(folder), *w, "--output", str(notes)],
+        "is a folder": [str(folder), *w, "--output", str(tmp_path)],
+        "does not exist": [str(folder), *w, "--output", str(tmp_path / "nope" / "s.csv")],
+        "needs a file path": [str(folder), *w, "--output", ""],
+        "a map is a picture": [str(folder / "0.png"), *w, "--map", str(notes)],
+        "deepiqa did not write": [str(folder / "0.png"), *w, "--map", str(folder / "1.png")],
+    }
+    for message, argv in cases.items():
+        code, out, err = run(capsys, "score", *argv)
+        assert code == 2 and message in err and "Traceback" not in err, message
+        assert not out, message  # refused before scoring: nothing printed
+    assert {p: p.read_bytes() for p in kept} == kept
+    for name in ("s.csv", "s.json", "s.txt"):  # deepiqa's own result: rewritten
+        target = tmp_path / name
+        assert run(capsys, "score", str(folder), *w, "--output", str(target))[0] == 0
+        first = target.read_text()
+        assert run(capsys, "score", str(folder), *w, "--output", str(target))[0] == 0
+        assert target.read_text() == first
+    target = tmp_path / "map.png"
+    for _ in range(2):  # a map deepiqa drew is replaced by the next one
+        assert run(capsys, "score", str(folder / "0.png"), *w, "--map", str(target))[0] == 0
 
 
 def test_training_overwrite_refuses_a_folder_it_did_not_make(capsys, tmp_path):
@@ -86,6 +138,13 @@ def test_training_overwrite_refuses_a_folder_it_did_not_make(capsys, tmp_path):
     args = ["train", "--manifest", str(manifest), "--output", str(folder), "--overwrite"]
     code, _, err = run(capsys, *args)
     assert code in (2, 3) and (folder / "thesis.tex").read_text() == "years of work"
+    (folder / "checkpoints").mkdir()  # another trainer's names in the same folder
+    (folder / "checkpoints" / "epoch=99.ckpt").write_text("w")
+    (folder / "metrics.jsonl").write_text("{}")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "not a deepiqa output" in err
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    assert (folder / "checkpoints" / "epoch=99.ckpt").read_text() == "w"
 
 
 # 2. weights are checked in full at load; no row is ever neither scored nor failed

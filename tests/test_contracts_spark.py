@@ -67,6 +67,16 @@ def test_overwrite_never_deletes_inputs_or_foreign_folders(
     (foreign / "data.csv").write_text("mine")
     assert job([str(library), "--weights", nr, "--output", str(foreign), "--overwrite"], spark) == 2
     assert snapshot(library) == before and (foreign / "data.csv").read_text() == "mine"
+    for name in ("checkpoints", "metrics.jsonl"):  # other tools' names are no proof
+        lookalike = tmp_path / f"exp-{name}"
+        (lookalike / "checkpoints").mkdir(parents=True)
+        (lookalike / "checkpoints" / "epoch=99.ckpt").write_text("w")
+        (lookalike / "metrics.jsonl").write_text("{}")
+        (lookalike / "notes.txt").write_text("n")
+        args = [str(library), "--weights", nr, "--output", str(lookalike), "--overwrite"]
+        assert job(args, spark) == 2
+        assert (lookalike / "notes.txt").read_text() == "n"
+        assert (lookalike / "checkpoints" / "epoch=99.ckpt").read_text() == "w"
     out = tmp_path / "out"
     assert job([str(library), "--weights", nr, "--output", str(out)], spark) == 0
     assert job([str(library), "--weights", nr, "--output", str(out)], spark) == 2  # exists

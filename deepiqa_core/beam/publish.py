@@ -27,7 +27,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from ..exits import OutputExistsError, UsageError
-from ..outputs import MARKER, check_replaceable, marker_text
+from ..outputs import MARKER, check_replaceable, marker_kind, marker_text
 from ..sources import local_path
 
 COMPLETE = "_COMPLETE"
@@ -102,7 +102,7 @@ def check_target(output: str, overwrite: bool) -> None:
             check_replaceable(target)
         return
     if files_under(output):
-        if not FileSystems.exists(join(output, MARKER)):
+        if marker_kind(read_text(join(output, MARKER))) is None:
             raise UsageError(
                 f"refusing to write into {output}: it is not a deepiqa output (no {MARKER})"
             )

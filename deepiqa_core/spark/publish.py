@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exits import OutputExistsError, UsageError
-from ..outputs import LEGACY_SIGNS, MARKER, marker_text
+from ..outputs import MARKER, marker_kind, marker_text
 from .storage import HadoopStorage, Storage, join, parent_and_name, storage_for
 
 COMPLETE_MARKER = "_COMPLETE"
@@ -105,9 +105,8 @@ def alive(storage: Storage, folder: str) -> bool:
 
 
 def is_deepiqa_output(storage: Storage, target: str) -> bool:
-    if storage.exists(join(target, MARKER)):
-        return True
-    return any(all(storage.exists(join(target, n)) for n in sign) for sign in LEGACY_SIGNS)
+    """``outputs.is_deepiqa_output`` on any storage: a marker that reads as deepiqa's."""
+    return marker_kind(storage.read_text(join(target, MARKER))) is not None
 
 
 def _check_target(storage: Storage, target: str, overwrite: bool) -> None:

@@ -217,19 +217,25 @@ def train_spec(args: argparse.Namespace, command: str) -> TrainSpec:
     )
 
 
-def check_run_dir(spec: TrainSpec) -> Path:
-    """The run folder; an existing one needs --resume (continue) or --overwrite (start over)."""
+def check_run_target(spec: TrainSpec) -> Path:
+    """The run folder, checked before any work: apart from the inputs; an existing one needs
+    --resume (continue) or --overwrite (start over) and must be a deepiqa run folder."""
     run_dir = spec.output.absolute()
     check_separate(run_dir, [spec.data.manifest, spec.init])
     if run_dir.exists() and any(run_dir.iterdir()):
-        if spec.resume or spec.overwrite:
-            check_replaceable(run_dir)  # only ever continue or delete a deepiqa run folder
-        if spec.overwrite and not spec.resume:
-            shutil.rmtree(run_dir)
-        elif not spec.resume:
+        if not (spec.resume or spec.overwrite):
             raise OutputExistsError(
                 f"{run_dir} exists; pass --resume to continue it or --overwrite"
             )
+        check_replaceable(run_dir)  # only ever continue or delete a deepiqa run folder
+    return run_dir
+
+
+def check_run_dir(spec: TrainSpec) -> Path:
+    """The run folder (``check_run_target``), emptied for --overwrite, marked as deepiqa's."""
+    run_dir = check_run_target(spec)
+    if spec.overwrite and not spec.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_marker(run_dir, "training-run")
     return run_dir
@@ -250,6 +256,7 @@ class Plan:
 
 
 def plan_run(spec: TrainSpec) -> Plan:
+    check_run_target(spec)  # a refused output costs no reading of the data
     manifest = spec.data.load()
     split_manifest = with_splits(manifest, spec.split, spec.fit.seed)
     train = split_manifest[split_manifest["split"] == "train"]
