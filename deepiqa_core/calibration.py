@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 CALIBRATION_VERSION = "cal-v1"
+KNOWN_VERSIONS = (CALIBRATION_VERSION,)  # what this library can apply
 TARGETS = {0: 90.0, 1: 75.0, 2: 60.0, 3: 45.0, 4: 30.0, 5: 15.0}  # level (0 = pristine) -> score
 SCALE = (0.0, 100.0)
 
@@ -41,8 +42,17 @@ class Calibration:
     version: str = CALIBRATION_VERSION
 
     def __post_init__(self) -> None:
+        if self.version not in KNOWN_VERSIONS:
+            raise ValueError(
+                f"unknown calibration version {self.version!r} (known: {KNOWN_VERSIONS})"
+            )
         if len(self.raw) < 2 or len(self.raw) != len(self.score):
             raise ValueError("a calibration needs at least two (raw, score) points")
+        if not np.all(np.isfinite(self.raw)) or not np.all(np.isfinite(self.score)):
+            raise ValueError("calibration points must be finite")
+        low, high = SCALE
+        if min(self.score) < low or max(self.score) > high:
+            raise ValueError(f"calibrated scores must lie in {low:g}..{high:g}")
         if np.any(np.diff(self.raw) <= 0) or np.any(np.diff(self.score) < 0):
             raise ValueError("calibration points must increase")
 

@@ -29,7 +29,7 @@ from .exits import (
     threshold_code,
 )
 from .inputs import image_rows
-from .local_scorer import load_scorer
+from .local_scorer import load_scorer, read_weights
 from .maps import save_map, score_for_map
 from .models import VARIANTS, DeepIQA
 from .options import (
@@ -243,7 +243,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    data = Path(args.weights).read_bytes()
+    data = read_weights(Path(args.weights))
     model, meta = load_weights(data)
     info = json.loads(meta.to_json())
     info["sha256"] = weights_sha256(data)

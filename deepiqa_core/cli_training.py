@@ -90,13 +90,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .batch import BatchConfig, BatchScorer
     from .evaluation import evaluate_predictions, format_report
+    from .local_scorer import read_weights
     from .options import ScoringOptions
     from .scoring import Scorer
     from .training.options import data_source
     from .weights import load_weights, weights_sha256
 
     manifest = data_source(args).load()
-    data = Path(args.weights).read_bytes()
+    data = read_weights(Path(args.weights))
     model, meta = load_weights(data)
     if model.full_reference and manifest["ref_uri"].isna().any():
         raise UsageError(f"{meta.variant} needs references; this manifest lacks some")

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .defaults import packaged_bytes
 from .devices import resolve_device
 from .exits import UsageError
 from .options import ScoringOptions
 from .scoring import Scorer
 from .weights import WeightsMeta, load_weights, weights_sha256
+from .weights.format import read_weights_file
+
+
+def read_weights(weights: str | Path | bytes) -> bytes:
+    """The weights' bytes: a readable file (its size and header checked before it is read whole,
+    ``read_weights_file``), the shipped defaults inside a zip or wheel, or bytes as given."""
+    if isinstance(weights, bytes):
+        return weights
+    path = Path(weights)
+    if not path.is_file():
+        shipped = packaged_bytes(path)  # the default weights inside a --py-files zip
+        if shipped is not None:
+            return shipped
+        raise UsageError(f"--weights {path} is not a file")
+    return read_weights_file(path)
 
 
 def load_scorer(weights: Path, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:
     """The scorer, the file's metadata and its SHA-256, from one read of the weights file."""
-    if not weights.is_file():
-        raise UsageError(f"--weights {weights} is not a file")
-    return scorer_from_bytes(weights.read_bytes(), options)
+    return scorer_from_bytes(read_weights(weights), options)
 
 
 def scorer_from_bytes(data: bytes, options: ScoringOptions) -> tuple[Scorer, WeightsMeta, str]:

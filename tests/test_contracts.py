@@ -19,9 +19,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepiqa_core import Scorer, WeightsError, WeightsMeta, load_weights, save_weights
+from deepiqa_core import Scorer, WeightsError, WeightsMeta, load_weights, read_meta, save_weights
 from deepiqa_core.batch import BatchConfig, BatchScorer, ImageRow
 from deepiqa_core.cli import main as cli_main
+from deepiqa_core.defaults import default_weights
 from deepiqa_core.errors import ROW_ERROR_CODES, ReadTimeoutError
 from deepiqa_core.exits import EXIT_CODE_MEANINGS, UsageError
 from deepiqa_core.imaging import decode_in_order
@@ -194,6 +195,94 @@ def test_nan_bit_flipped_truncated_and_mislabelled_weights_are_refused(good_weig
     mislabelled = data_with_meta(fr, WeightsMeta(variant="wadiqam-nr"))
     with pytest.raises(WeightsError, match="do not fit wadiqam-nr"):
         load_weights(mislabelled)
+
+
+def _with_meta_json(src: Path, dst: Path, change) -> Path:
+    """``src`` with its tensors kept and its deepiqa metadata JSON changed by ``change``."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), "pt") as f:
+        record = json.loads(f.metadata()["deepiqa"])
+    change(record)
+    save_file(load_file(str(src)), str(dst), metadata={"deepiqa": json.dumps(record)})
+    return dst
+
+
+def test_a_flipped_bit_in_a_calibrated_model_is_refused_not_squashed(tmp_path, capsys):
+    """The shipped NR default with one exponent bit flipped in its final quality bias (fp16
+    57.9 -> 14824) once scored every image 100.0, exit 0: the probe read the calibrated score,
+    which is always in 0..100. The raw output is checked now."""
+    shipped = default_weights(False)
+    load_weights(shipped)
+
+    def flip(t):
+        bias = t["quality.3.bias"]
+        bits = bias.view(torch.int16)
+        bits ^= 1 << 13  # an exponent bit of fp16
+        assert float(bias[0]) > 10_000
+
+    flipped = _rewrite(shipped, tmp_path / "flipped.safetensors", flip)
+    with pytest.raises(WeightsError, match="far outside its calibration's raw scale"):
+        load_weights(flipped)
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(make_image(64, 64)))
+    code, out, err = run(capsys, "score", str(image), "--weights", str(flipped))
+    assert code == 3 and "corrupt weights" in err and not out
+
+    def constant(t):  # the output no longer depends on the image
+        t["quality.3.weight"].zero_()
+
+    with pytest.raises(WeightsError, match="no longer depends on the image"):
+        load_weights(_rewrite(shipped, tmp_path / "constant.safetensors", constant))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("calibration.raw", [float("-inf"), 88.0, float("inf")], "finite"),
+        ("calibration.version", "cal-v9", "unknown calibration version"),
+        ("calibration", "abc", "unreadable calibration"),
+        ("epsilon", -1e-6, "epsilon"),
+        ("epsilon", "x", "epsilon"),
+        ("score_range", "abc", "score_range"),
+        ("score_range", [100, 0], "score_range"),
+        ("score_range", [0, float("nan")], "score_range"),
+    ],
+)
+def test_metadata_that_cannot_be_right_is_refused(tmp_path, field, value, message):
+    def change(record):
+        if "." in field:
+            outer, inner = field.split(".")
+            if inner == "raw":
+                value[1] = record[outer]["raw"][1]
+                record[outer]["raw"] = value + record[outer]["raw"][3:]
+                record[outer]["score"] = record[outer]["score"][: len(record[outer]["raw"])]
+            else:
+                record[outer][inner] = value
+        else:
+            record[field] = value
+
+    bad = _with_meta_json(default_weights(False), tmp_path / "bad.safetensors", change)
+    with pytest.raises(WeightsError, match=message):
+        load_weights(bad)
+
+
+def test_a_huge_or_garbage_weights_file_is_refused_from_its_first_bytes(tmp_path, capsys):
+    huge = tmp_path / "video.safetensors"
+    with open(huge, "wb") as f:
+        f.write(b"\x00\x00\x00\x00\x00\x01\x00\x00")  # 2**40-byte header
+        f.truncate(3 * 2**30)  # sparse: 3 GB that are never read
+    with pytest.raises(WeightsError, match="more than any DeepIQA weights file"):
+        load_weights(huge)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 8 + b"x" * 1000)
+    for path in (garbage, huge):
+        with pytest.raises(WeightsError):
+            read_meta(path)
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(make_image(64, 64)))
+    code, _, err = run(capsys, "score", str(image), "--weights", str(huge))
+    assert code == 3 and "more than any DeepIQA weights file" in err and "Traceback" not in err
 
 
 def data_with_meta(path: Path, meta: WeightsMeta) -> bytes:

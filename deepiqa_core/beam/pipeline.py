@@ -48,10 +48,10 @@ from apache_beam.runners.runner import PipelineState
 
 from .. import __version__, summaries
 from ..batch import OUTPUT_COLUMNS, ImageRow
-from ..defaults import packaged_bytes
 from ..errors import DeepIQAError
 from ..exits import ExitCode, UsageError, threshold_code
 from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
+from ..local_scorer import read_weights
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
 from ..sources import local_path
@@ -113,16 +113,6 @@ def pipeline_options(args: tuple[str, ...]) -> PipelineOptions:
         flags = ", ".join(f"--{name}" for name in unknown)
         raise UsageError(f"unknown option(s) {flags}: neither this job's nor Beam's")
     return options
-
-
-def read_weights(path: Path) -> bytes:
-    """The weights file's bytes (also the shipped defaults inside a zip or wheel)."""
-    if not path.is_file():
-        shipped = packaged_bytes(path)
-        if shipped is not None:
-            return shipped
-        raise UsageError(f"--weights {path} is not a file")
-    return path.read_bytes()
 
 
 def _absolute(source: str | None) -> str | None:

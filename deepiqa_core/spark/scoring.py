@@ -21,26 +21,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from ..defaults import packaged_bytes
 from ..exits import UsageError
+from ..local_scorer import read_weights
 from ..options import ScoringOptions
 from ..weights import WeightsMeta, load_weights, weights_sha256
 from .udf import INPUT_COLUMNS, CountsParam, MaxParam, ScoreBatches, result_fields
 
 OUTPUT_TEMP = "__deepiqa"
-
-
-def read_weights(weights: str | Path | bytes) -> bytes:
-    """The weights file's bytes (a path must be a readable file)."""
-    if isinstance(weights, bytes):
-        return weights
-    path = Path(weights)
-    if not path.is_file():
-        shipped = packaged_bytes(path)  # the default weights inside a --py-files zip
-        if shipped is not None:
-            return shipped
-        raise UsageError(f"--weights {path} is not a file")
-    return path.read_bytes()
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import struct
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from safetensors.torch import load as load_tensors_bytes
 from safetensors.torch import save_file
 
-from ..calibration import Calibration
+from ..calibration import SCALE, Calibration
 from ..errors import WeightsError
 from ..models import DEFAULT_EPSILON, FUSION_ORDER, INPUT_RANGE, DeepIQA, get_variant
 
@@ -52,10 +53,14 @@ class WeightsMeta:
         get_variant(self.variant)
         if self.score_direction not in SCORE_DIRECTIONS:
             raise WeightsError(f"score_direction must be one of {SCORE_DIRECTIONS}")
+        if not (isinstance(self.epsilon, int | float) and 0 < self.epsilon < 1):
+            raise WeightsError(f"epsilon must be a number in (0, 1), not {self.epsilon!r}")
+        if self.score_range is not None:
+            self.score_range = _score_range(self.score_range)
         if self.calibration is not None:
             try:
                 Calibration.from_dict(self.calibration)
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise WeightsError(f"unreadable calibration: {exc}") from exc
 
     def to_json(self) -> str:
@@ -84,6 +89,19 @@ class WeightsMeta:
         return meta
 
 
+def _score_range(value: object) -> list[float]:
+    """``[low, high]``, two finite numbers with low < high, or a ``WeightsError``."""
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(v) for v in value)
+        and value[0] < value[1]
+    ):
+        return [float(value[0]), float(value[1])]
+    raise WeightsError(f"score_range must be [low, high] with low < high, not {value!r}")
+
+
 def save_weights(
     model: DeepIQA, path: str | Path, meta: WeightsMeta, *, half: bool = False
 ) -> None:
@@ -95,23 +113,61 @@ def save_weights(
     save_file(tensors, str(path), metadata={METADATA_KEY: meta.to_json()})
 
 
-def _header_metadata(data: bytes) -> dict[str, str]:
-    if len(data) < 8:
+MAX_WEIGHTS_BYTES = 256 * 2**20  # WaDIQaM-FR in fp32 is 25 MB; no DeepIQA file comes near
+MAX_HEADER_BYTES = 2**20  # ~30 tensors' offsets and the metadata take a few KB
+
+
+def _header_size(first8: bytes, total: int) -> int:
+    if len(first8) < 8:
         raise WeightsError("not a safetensors file: too short")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > len(data) - 8:
-        raise WeightsError("not a safetensors file: header length exceeds file size")
+    (size,) = struct.unpack("<Q", first8)
+    if size > total - 8 or size > MAX_HEADER_BYTES:
+        raise WeightsError(
+            f"not a safetensors file: its first 8 bytes declare a {size}-byte header "
+            f"(the file has {total} bytes)"
+        )
+    return size
+
+
+def _header_metadata(data: bytes) -> dict[str, str]:
+    size = _header_size(data[:8], len(data))
     try:
         header = json.loads(data[8 : 8 + size])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WeightsError(f"not a safetensors file: {exc}") from exc
-    return header.get("__metadata__") or {}
+    if not isinstance(header, dict):
+        raise WeightsError("not a safetensors file: its header is not a JSON object")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise WeightsError("not a safetensors file: __metadata__ is not an object")
+    return metadata
+
+
+def read_weights_file(path: str | Path) -> bytes:
+    """A weights file's bytes, its size and header checked before it is read whole: a file that
+    cannot be DeepIQA weights (a video named ``.safetensors``, garbage) is refused after reading
+    its first 8 bytes, not after reading gigabytes."""
+    with open(path, "rb") as f:
+        total = os.fstat(f.fileno()).st_size
+        if total > MAX_WEIGHTS_BYTES:
+            raise WeightsError(
+                f"{path} has {total} bytes, more than any DeepIQA weights file "
+                f"({MAX_WEIGHTS_BYTES // 2**20} MiB at most)"
+            )
+        first8 = f.read(8)
+        _header_size(first8, total)
+        return first8 + f.read()
 
 
 def read_meta(source: str | Path | bytes) -> WeightsMeta:
-    """The metadata alone (reads the whole file; weights files are ~10-25 MB)."""
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    metadata = _header_metadata(data)
+    """The metadata alone (a path: only its header is read)."""
+    if isinstance(source, bytes):
+        metadata = _header_metadata(source)
+    else:
+        with open(source, "rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            first8 = f.read(8)
+            metadata = _header_metadata(first8 + f.read(_header_size(first8, total)))
     if METADATA_KEY not in metadata:
         raise WeightsError("safetensors file without deepiqa metadata; convert it first")
     return WeightsMeta.from_json(metadata[METADATA_KEY])
@@ -124,7 +180,7 @@ def load_weights(source: str | Path | bytes) -> tuple[DeepIQA, WeightsMeta]:
     declared variant, every value finite, and a probe image that must score finite and near
     the declared range (``check_probe``); anything else is a ``WeightsError``.
     """
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    data = source if isinstance(source, bytes) else read_weights_file(source)
     meta = read_meta(data)
     model = DeepIQA(meta.variant, epsilon=meta.epsilon)
     try:
@@ -145,35 +201,61 @@ def load_weights(source: str | Path | bytes) -> tuple[DeepIQA, WeightsMeta]:
     return model, meta
 
 
-PROBE_MARGIN = 10.0  # the probe may land this many range widths outside the declared range
+PROBE_MARGIN = 10.0  # the probe may land this many range widths outside the expected range
+
+
+def probe_patches() -> torch.Tensor:
+    """Three 64x64 probes as (3 images x 4 patches, 3, 32, 32): a smooth ramp with stripes,
+    flat grey, and seeded noise; any working network scores them differently."""
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    ramp = torch.stack([(yy + xx) / 126, (yy % 8) / 7, (xx % 5) / 4])
+    flat = torch.full((3, 64, 64), 0.5)
+    noise = torch.rand((3, 64, 64), generator=torch.Generator().manual_seed(0))
+    images = torch.stack([ramp, flat, noise])  # (3, 3, 64, 64)
+    tiles = images.unfold(2, 32, 32).unfold(3, 32, 32)  # (3, 3, 2, 2, 32, 32)
+    return tiles.permute(0, 2, 3, 1, 4, 5).reshape(12, 3, 32, 32)
 
 
 def check_probe(model: DeepIQA, meta: WeightsMeta) -> None:
-    """Score a fixed 64x64 probe (against itself for FR): finite, and when the file declares a
-    score range, within it widened by ``PROBE_MARGIN`` widths on each side.
+    """Score three fixed probes (each against itself for FR) and refuse corrupt weights.
 
-    This catches corruption that passes every other check (a flipped exponent bit gave scores of
-    ~194,000 on a 0-100 model) without judging a model's quality: a sane model's score for any
-    image is nowhere near that far out.
+    On the raw outputs (before any calibration, which squashes everything into 0-100 and so
+    would hide a wild value): each finite; within the expected raw range widened by
+    ``PROBE_MARGIN`` widths on each side (with a calibration: its knots, widened to at least
+    the 0-100 scale's width, since raw outputs are on the training label's scale; else the
+    declared ``score_range``); and not one value for all three (a network whose output no
+    longer depends on its input). A flipped exponent bit once gave ~194,000 on a 0-100 model,
+    one in a calibrated file's final bias 14,824 (every image then scored 100). This judges no
+    model's quality: a sane model's raw score for any image is nowhere near that far out.
     """
-    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
-    probe = torch.stack([(yy + xx) / 126, (yy % 8) / 7, (xx % 5) / 4]).unfold(1, 32, 32)
-    patches = probe.unfold(3, 32, 32).permute(1, 3, 0, 2, 4).reshape(4, 3, 32, 32)
     with torch.inference_mode():
+        patches = probe_patches()
         y, alpha = model(patches, patches if model.full_reference else None)
-        score = float((alpha * y).sum() / alpha.sum())
-    if model.calibration is not None:
-        score = model.calibration(score)
-    if not math.isfinite(score):
-        raise WeightsError(f"the network gives {score} for a plain test image: corrupt weights")
-    if meta.score_range:
-        low, high = meta.score_range
+        y, alpha = y.double().view(3, 4), alpha.double().view(3, 4)
+        raw = ((alpha * y).sum(1) / alpha.sum(1)).tolist()
+    if not all(math.isfinite(v) for v in raw):
+        raise WeightsError(f"the network gives {raw} for plain test images: corrupt weights")
+    if model.calibration is not None:  # its knots, at least as wide as the 0-100 scale
+        knots = model.calibration.raw
+        pad = max(0.0, (SCALE[1] - SCALE[0]) - (knots[-1] - knots[0])) / 2
+        low, high, what = knots[0] - pad, knots[-1] + pad, "calibration's raw scale"
+    elif meta.score_range:
+        (low, high), what = meta.score_range, "declared range"
+    else:
+        low = high = None
+    if low is not None:
         width = max(high - low, 1e-9)
-        if not low - PROBE_MARGIN * width <= score <= high + PROBE_MARGIN * width:
+        if not all(low - PROBE_MARGIN * width <= v <= high + PROBE_MARGIN * width for v in raw):
+            far = max(raw, key=lambda v: abs(v - (low + high) / 2))
             raise WeightsError(
-                f"the network gives {score:.4g} for a plain test image, far outside its declared "
-                f"range {low:g}..{high:g}: corrupt weights"
+                f"the network gives {far:.4g} for a plain test image, far outside its {what} "
+                f"{low:g}..{high:g}: corrupt weights"
             )
+    if max(raw) == min(raw):  # exactly: an untrained network's outputs differ by ~1e-6
+        raise WeightsError(
+            f"the network gives {raw[0]:.6g} for three very different test images: its output "
+            "no longer depends on the image (corrupt weights)"
+        )
 
 
 def weights_sha256(source: str | Path | bytes) -> str:
