@@ -69,13 +69,25 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     dot product and converts to fp32 around it (autocast bf16 measured slower than fp32 on CPU),
     so ``auto`` does not pick it there. Elsewhere: False (fp32).
     """
+    return bool(_cpu_flags(cpuinfo) & set(_CPU_BF16_FLAGS))
+
+
+def _cpu_flags(cpuinfo: str | None) -> set[str]:
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
+            return set()
     flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
-    return any(flag in flags.split() for flag in _CPU_BF16_FLAGS)
+    return set(flags.split(":", 1)[-1].split())
+
+
+def cpu_runs_onednn_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether oneDNN's bf16 convolutions (``torch.utils.mkldnn``) run on this CPU at all: they
+    need AVX512 BW+VL+DQ or AVX-NE-CONVERT (oneDNN refuses on AVX2-only CPUs, where bf16 then
+    runs through autocast instead). Unknown (no /proc/cpuinfo): assumed not."""
+    flags = _cpu_flags(cpuinfo)
+    return {"avx512bw", "avx512vl", "avx512dq"} <= flags or "avx_ne_convert" in flags
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import resolve_device, resolve_precision
+from .devices import cpu_runs_onednn_bf16, resolve_device, resolve_precision
 from .errors import ImageTooSmallError, SizeMismatchError
 from .models import PATCH_SIZE, DeepIQA
 from .patches import Grid, cut_grid, grid_for
@@ -153,7 +153,12 @@ class Scorer:
         self.stride = stride
         self.patch_budget = patch_budget
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        use_onednn = onednn and self.device.type == "cpu" and torch.backends.mkldnn.is_available()
+        use_onednn = (
+            onednn
+            and self.device.type == "cpu"
+            and torch.backends.mkldnn.is_available()
+            and (dtype == torch.float32 or cpu_runs_onednn_bf16())
+        )
         # autocast only where no dedicated path runs the reduced precision
         self.autocast_dtype = dtype if dtype != torch.float32 and not use_onednn else None
         # GPUs: fixed bucket shapes instead of CPU's fixed chunks (module docstring)

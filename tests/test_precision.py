@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 
 from deepiqa_core import Scorer, decode_image
 from deepiqa_core.defaults import SAMPLES, default_weights
-from deepiqa_core.devices import cpu_has_native_bf16, resolve_precision
+from deepiqa_core.devices import cpu_has_native_bf16, cpu_runs_onednn_bf16, resolve_precision
 from deepiqa_core.exits import UsageError
 from deepiqa_core.scoring import HEAD_CHUNK, bucket_rows, heads_in_pieces
 from deepiqa_core.weights import load_weights
@@ -136,6 +136,10 @@ def test_precision_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     avx2 = "flags : fpu sse avx2 fma\n"
     assert cpu_has_native_bf16(amd) and cpu_has_native_bf16(xeon)
     assert not cpu_has_native_bf16(avx2) and not cpu_has_native_bf16("")
+    # oneDNN's bf16 convolutions need AVX512 BW/VL/DQ or AVX-NE-CONVERT; elsewhere autocast
+    zen4 = "flags : fpu avx512f avx512bw avx512vl avx512dq avx512_bf16\n"
+    assert cpu_runs_onednn_bf16(zen4) and cpu_runs_onednn_bf16("flags : avx2 avx_ne_convert")
+    assert not cpu_runs_onednn_bf16(avx2) and not cpu_runs_onednn_bf16("")
     import deepiqa_core.devices as devices
 
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
