@@ -19,7 +19,9 @@ compares to find new and changed images without reading them: local files ``size
 (``missing`` for an entry that cannot be stat'ed, e.g. a broken link), S3 objects
 ``etag-size`` (both come with the listing: no request per object).
 
-Results are sorted. A local path that does not exist is a usage error; an S3 listing that fails
+Local names that are no UTF-8 are listed in ``sources.byte_safe``'s form (a percent-encoded
+``file://`` URI), so every output can store them and they are still read. Results are sorted. A
+local path that does not exist is a usage error; an S3 listing that fails
 (no such bucket, access denied, no credentials) is a ``ListingError`` (the run cannot be done).
 """
 
@@ -33,7 +35,7 @@ from urllib.parse import urlparse
 
 from .errors import DeepIQAError
 from .exits import UsageError
-from .sources import is_s3, local_path, s3_client, split_s3
+from .sources import byte_safe, is_s3, local_path, s3_client, split_s3
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 GLOB_CHARS = "*?["
@@ -63,11 +65,11 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
     if any(ch in str(path) for ch in GLOB_CHARS) and not os.path.lexists(path):
         anchor = Path(path.anchor) if path.is_absolute() else Path(".")
         pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
-        return (str(p) for p in anchor.glob(pattern) if is_image_name(p.name))
+        return (byte_safe(str(p)) for p in anchor.glob(pattern) if is_image_name(p.name))
     if path.is_dir():
         return _walk(path, recursive)
     if os.path.lexists(path):  # a file, or a broken link, FIFO ...: named, so listed
-        return iter([str(path)])
+        return iter([byte_safe(str(path))])
     raise UsageError(f"{source} does not exist")
 
 
@@ -82,7 +84,7 @@ def iter_versioned(source: str, *, recursive: bool = True) -> Iterator[tuple[str
 def local_version(path: str) -> str:
     """``size-mtime_ns`` of a local file (the link itself when its target is gone)."""
     try:
-        st = os.stat(path)
+        st = os.stat(local_path(path))
     except OSError:
         return "missing"
     return f"{st.st_size}-{st.st_mtime_ns}"
@@ -95,7 +97,7 @@ def _walk(folder: Path, recursive: bool) -> Iterator[str]:
     for root, dirs, files in os.walk(folder):
         for name in (*files, *dirs):
             if is_image_name(name):
-                yield os.path.join(root, name)
+                yield byte_safe(os.path.join(root, name))
         if not recursive:
             break
 

@@ -20,7 +20,7 @@ import stat
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from .errors import (
     AccessDeniedError,
@@ -76,13 +76,30 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 
 def local_path(uri: str) -> Path:
-    """The local path a plain path or ``file://`` URI names (``file://otherhost/`` refused)."""
+    """The local path a plain path or ``file://`` URI names (``file://otherhost/`` refused).
+    A URI's percent-encoded bytes come back as they were, also those that are no UTF-8."""
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         if parsed.netloc not in LOCAL_HOSTS:
             raise UnsupportedUriError(f"file:// URI of another host ({parsed.netloc}): {uri}")
-        return Path(unquote(parsed.path))
+        return Path(unquote(parsed.path, errors="surrogateescape"))
     return Path(uri)
+
+
+def byte_safe(path: str) -> str:
+    """A listed local path as text every writer can store (CSV, JSON, Parquet, Spark, Beam).
+
+    A valid UTF-8 path is itself. A name that is no UTF-8 (old NAS shares, zip extractions:
+    Python holds its bytes as surrogate escapes, which no UTF-8 writer accepts) becomes a
+    ``file://`` URI with its bytes percent-encoded (RFC 8089), e.g. ``file:///photos/caf%E9.jpg``:
+    ASCII, faithful (``local_path`` gives back the same bytes, so the file is read), and never
+    equal to a plain path.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file://" + quote(os.fsencode(os.path.abspath(path)))
+    return path
 
 
 def check_uri(uri: object) -> str:

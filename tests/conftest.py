@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,17 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, variant in enumerate(("diqam-nr", "wadiqam-nr", "diqam-fr", "wadiqam-fr")):
         meta = WeightsMeta(variant=variant, score_direction="higher_better", training_data="test")
         save_weights(trained_like(variant, seed=i), folder / f"{variant}.safetensors", meta)
+    return folder
+
+
+def non_utf8_library(folder: Path) -> Path:
+    """A folder with one image whose name is no UTF-8 (Latin-1 "café.png", as old NAS shares
+    and zip extractions leave them) and one plain name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    with open(raw, "wb") as f:
+        f.write(encode(make_image(64, 64, seed=1)))
+    (folder / "plain.png").write_bytes(encode(make_image(64, 64, seed=2)))
     return folder
 
 

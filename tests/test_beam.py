@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -22,7 +23,7 @@ from deepiqa_core.local_scorer import load_scorer
 from deepiqa_core.options import ScoringOptions
 from deepiqa_core.weights import load_weights
 
-from .conftest import encode, load_job, make_image
+from .conftest import encode, load_job, make_image, non_utf8_library
 
 pytestmark = pytest.mark.spark  # the comparisons run the Spark job on the shared session
 
@@ -140,6 +141,16 @@ def test_folder_nr_equals_the_spark_job_with_one_model_load(spark, tree, weights
     assert summary["score_percentiles"]["p50"] == pytest.approx(
         beam["score"].dropna().sort_values().iloc[2], abs=0
     )
+
+
+def test_names_that_are_no_utf8_get_the_spark_jobs_rows(spark, weights_dir, tmp_path):
+    """Once: the whole pipeline crashed (UnicodeEncodeError, exit 3, nothing written)."""
+    folder = non_utf8_library(tmp_path / "load")
+    args = [str(folder), "--weights", str(weights_dir / "wadiqam-nr.safetensors")]
+    beam, _ = beam_run(args, tmp_path / "beam", expect=0)
+    assert_same_rows(beam, spark_scores(spark, args, tmp_path / "spark"))
+    odd = f"file://{quote(os.fsencode(folder))}/caf%E9.png"
+    assert odd in set(beam["uri"]) and beam["score"].notna().all()
 
 
 def test_fr_pairs_equal_the_spark_job(spark, tree, weights_dir, tmp_path):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import weakref
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from deepiqa_core.listing import list_images
 from deepiqa_core.outputs import MARKER, check_replaceable, check_separate, marker_text
 from deepiqa_core.sources import read_bytes, reset_s3_client
 
-from .conftest import encode, make_image, trained_like
+from .conftest import encode, make_image, non_utf8_library, trained_like
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -495,6 +496,24 @@ def test_listing_keeps_broken_links_loops_and_odd_entries(tmp_path):
 
 
 # 11. usability traps
+
+
+def test_names_that_are_no_utf8_are_listed_faithfully_and_scored(capsys, tmp_path):
+    folder = non_utf8_library(tmp_path / "load")
+    odd = f"file://{urllib.parse.quote(os.fsencode(folder))}/caf%E9.png"
+    assert list_images(str(folder)) == sorted([odd, str(folder / "plain.png")])
+    assert (
+        read_bytes(odd)
+        == Path(
+            os.path.join(os.fsencode(folder), b"caf\xe9.png").decode(errors="surrogateescape")
+        ).read_bytes()
+    )
+    out = tmp_path / "s.csv"
+    code, _, err = run(capsys, "score", str(folder), "--output", str(out))
+    assert code == 0, err
+    rows = pd.read_csv(out)
+    assert set(rows["path"]) == {odd, str(folder / "plain.png")}
+    assert rows["score"].notna().all() and rows["error_code"].isna().all()
 
 
 def test_output_format_follows_the_file_suffix(capsys, tmp_path):

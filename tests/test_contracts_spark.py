@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -18,7 +19,15 @@ from deepiqa_core.sources import reset_s3_client
 from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish, recover
 from deepiqa_core.spark.storage import HadoopStorage, join
 
-from .conftest import JOBS, encode, load_job, make_image, spark_submit, trained_like
+from .conftest import (
+    JOBS,
+    encode,
+    load_job,
+    make_image,
+    non_utf8_library,
+    spark_submit,
+    trained_like,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -152,6 +161,19 @@ def test_rows_say_what_was_wrong_and_scores_say_if_in_range(job, spark, tmp_path
     assert rows["in_range"].iloc[1:].isna().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == 4 and summary["out_of_range"] == 1
+
+
+def test_names_that_are_no_utf8_get_faithful_rows_and_scores(job, spark, weights_dir, tmp_path):
+    """Once: the wrong code (missing) and a mangled URI. Now the row names the file in the
+    byte-safe form of ``sources.byte_safe`` and it is scored."""
+    folder = non_utf8_library(tmp_path / "load")
+    out = tmp_path / "out"
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    assert job([str(folder), "--weights", nr, "--output", str(out)], spark) == 0
+    rows = pd.read_parquet(out / "scores")
+    odd = f"file://{quote(os.fsencode(folder))}/caf%E9.png"
+    assert sorted(rows["uri"]) == sorted([odd, str(folder / "plain.png")])
+    assert rows["score"].notna().all() and rows["error_code"].isna().all()
 
 
 def test_the_job_scores_with_the_default_weights_when_none_are_given(job, spark, library, tmp_path):
