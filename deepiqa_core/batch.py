@@ -40,7 +40,14 @@ from .errors import (
     error_fields,
     reference_error,
 )
-from .imaging import DEFAULT_MAX_PIXELS, decode_image, decode_in_order, image_size
+from .imaging import (
+    DEFAULT_MAX_PIXELS,
+    Admit,
+    DecodeGate,
+    decode_image,
+    decode_in_order,
+    image_size,
+)
 from .models import PATCH_SIZE
 from .patches import grid_for
 from .scoring import DEFAULT_PATCH_BUDGET, ReferenceFeatures, Scorer
@@ -131,16 +138,22 @@ def load_image(uri: Any, data: Any, config: BatchConfig) -> np.ndarray:
     return _load(uri, data, config).pixels
 
 
-def _load(uri: Any, data: Any, config: BatchConfig) -> Loaded:
+def _load(uri: Any, data: Any, config: BatchConfig, admit: Admit | None = None) -> Loaded:
+    """Fetch, read the header (limits; ``admit`` the decoded size to the decode budget),
+    decode."""
     raw = row_bytes(uri, data, config)
-    if config.max_patches is not None:
+    try:
         height, width = image_size(raw)
-        if min(height, width) >= PATCH_SIZE:
-            count = grid_for(height, width, config.stride).count
-            if count > config.max_patches:
-                raise TooManyPatchesError(
-                    f"{width}x{height} has {count} patches; the limit is {config.max_patches}"
-                )
+    except Exception:  # unreadable header: decode_image names the error, nothing decoded
+        return Loaded(decode_image(raw, max_pixels=config.max_pixels), len(raw))
+    if config.max_patches is not None and min(height, width) >= PATCH_SIZE:
+        count = grid_for(height, width, config.stride).count
+        if count > config.max_patches:
+            raise TooManyPatchesError(
+                f"{width}x{height} has {count} patches; the limit is {config.max_patches}"
+            )
+    if admit is not None and (config.max_pixels is None or height * width <= config.max_pixels):
+        admit(height * width * 3)  # the RGB array decode_image returns
     return Loaded(decode_image(raw, max_pixels=config.max_pixels), len(raw))
 
 
@@ -195,6 +208,7 @@ class BatchScorer:
         self.config = config
         self.score_range = tuple(score_range) if score_range else None
         self._refs: OrderedDict[tuple, ReferenceFeatures | BaseException] = OrderedDict()
+        self.decode_peak_bytes = 0  # most decoded bytes held ahead of the network at once
 
     def score_rows(self, rows: Sequence[ImageRow]) -> list[RowResult]:
         """One result per row, in order; never raises for a bad row.
@@ -207,11 +221,12 @@ class BatchScorer:
         pending: list[tuple[int, np.ndarray, ReferenceFeatures | None, int]] = []
         budget_used = pending_bytes = 0
         budget = self.config.decode_budget_mb * 2**20
+        gate = DecodeGate(budget)
         loads = decode_in_order(
             range(len(rows)),
-            lambda i: _load(rows[i].uri, rows[i].image, self.config),
+            lambda i, admit: _load(rows[i].uri, rows[i].image, self.config, admit),
             self.config.decode_workers,
-            max_pending_bytes=budget,
+            gate=gate,
         )
         for i, loaded in loads:
             row = rows[i]
@@ -237,6 +252,7 @@ class BatchScorer:
                 self._flush(pending, results)
                 pending, budget_used, pending_bytes = [], 0, 0
         self._flush(pending, results)
+        self.decode_peak_bytes = max(self.decode_peak_bytes, gate.peak)
         return results
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -364,7 +380,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
     uris = list(frame["uri"]) if "uri" in frame else [None] * n
     images = list(frame["image"]) if "image" in frame else [None] * n
 
-    def rows(i: int) -> int:
+    def rows(i: int, admit: Admit) -> int:
         height, width = image_size(row_bytes(uris[i], images[i], config))
         return grid_for(height, width, config.stride).rows
 

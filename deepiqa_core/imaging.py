@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -171,65 +172,108 @@ def default_decode_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+class DecodeGate:
+    """Admits decodes in input order while the decoded bytes held stay within ``limit``.
+
+    A worker asks ``admit(ticket, nbytes)`` after reading an image's header (so the size is
+    known before any pixel is decoded); it waits for its turn (input order, so an item behind
+    the one the caller waits for can never take the room first) and for room: the bytes
+    admitted and not yet released plus its own within ``limit``, or nothing else admitted (an
+    image larger than the whole budget is decoded alone). Bytes are released when the caller
+    takes the image, or at once when its decode fails.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.turn, self.peak = limit, 0, 0, 0
+        self._cv = threading.Condition()
+
+    def admit(self, ticket: int, nbytes: int, *, wait_for_room: bool = True) -> None:
+        with self._cv:
+            self._cv.wait_for(
+                lambda: (
+                    self.turn == ticket
+                    and (not wait_for_room or self.used == 0 or self.used + nbytes <= self.limit)
+                )
+            )
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+            self.turn += 1
+            self._cv.notify_all()
+
+    def release(self, nbytes: int) -> None:
+        with self._cv:
+            self.used -= nbytes
+            self._cv.notify_all()
+
+
+Admit = Callable[[int], None]
+
+
 def decode_in_order(
     items: Iterable[T],
-    load: Callable[[T], np.ndarray],
+    load: Callable[[T, Admit], np.ndarray],
     workers: int | None = None,
     *,
     max_pending_bytes: int | None = None,
+    gate: DecodeGate | None = None,
 ) -> Iterator[tuple[T, Decoded]]:
     """``(item, image or the exception load raised)`` for every item, in input order.
 
     Decoding is the serial part of scoring (a 512x384 JPEG takes ~3 ms; a GPU scores an image
     in ~0.5 ms), and Pillow releases the GIL while it decodes, so a few threads keep the
-    network fed. Read-ahead is bounded: at most ``4 x workers`` items ahead, ``2 x workers``
-    queued or decoding, and, with ``max_pending_bytes``, a new item starts only while the
-    decoded-but-not-taken images plus those queued or being decoded (each counted as the largest
-    seen so far) stay within that many bytes; so a folder of 300 MB images holds one or two of them,
-    not ``4 x workers``.
+    network fed. Read-ahead is bounded: at most ``4 x workers`` items ahead and ``2 x workers``
+    queued or decoding; with ``max_pending_bytes``, ``load(item, admit)`` calls ``admit(nbytes)``
+    with the decoded size it read from the header before it decodes, and a ``DecodeGate``
+    holds it until the images decoded and not yet taken leave room (so 16 PNGs of 300 MB each
+    are decoded one or two at a time, whatever the worker count). A load that never calls
+    ``admit`` is counted by its result's size once done.
     """
     workers = workers or default_decode_workers()
-
-    def attempt(item: T) -> Decoded:
-        try:
-            return load(item)
-        except Exception as exc:  # returned, not raised: one bad file never stops the rest
-            return exc
-
-    if workers == 1:
+    if workers == 1:  # one at a time already: nothing is decoded ahead
         for item in items:
-            yield item, attempt(item)
+            try:
+                yield item, load(item, lambda nbytes: None)
+            except Exception as exc:  # returned, not raised: one bad file never stops the rest
+                yield item, exc
         return
-    largest = 0  # bytes of the largest image decoded so far
+    gate = gate or (DecodeGate(max_pending_bytes) if max_pending_bytes is not None else None)
 
-    def room(window: deque[tuple[T, Future[Decoded]]]) -> bool:
-        """Whether one more item may start: a free worker, and the bytes budget allows it."""
-        nonlocal largest
-        if len(window) >= 4 * workers:
-            return False
-        done_bytes, running = 0, 0
-        for _, future in window:
-            if future.done():
-                size = getattr(future.result(), "nbytes", 0)
-                largest = max(largest, size)
-                done_bytes += size
-            else:
-                running += 1
-        # a queue as deep again keeps the workers busy while the caller uses an image; until
-        # one image's size is known, only as many as there are workers
-        if running >= (2 * workers if largest else workers):
-            return False
-        if max_pending_bytes is None:
-            return True
-        return done_bytes + (running + 1) * largest <= max_pending_bytes
+    def attempt(ticket: int, item: T) -> tuple[Decoded, int]:
+        admitted = None
+
+        def admit(nbytes: int) -> None:
+            nonlocal admitted
+            if gate is not None:
+                gate.admit(ticket, nbytes)
+            admitted = nbytes
+
+        try:
+            out = load(item, admit)
+        except Exception as exc:  # returned, not raised: one bad file never stops the rest
+            if gate is not None:
+                if admitted is None:
+                    gate.admit(ticket, 0, wait_for_room=False)  # pass its turn on
+                else:
+                    gate.release(admitted)
+            return exc, 0
+        if admitted is None:
+            admitted = int(getattr(out, "nbytes", 0))
+            if gate is not None:
+                gate.admit(ticket, admitted, wait_for_room=False)
+        return out, admitted
+
+    def take(window: deque[tuple[T, Future[tuple[Decoded, int]]]]) -> tuple[T, Decoded]:
+        head, future = window.popleft()
+        out, admitted = future.result()
+        if gate is not None:
+            gate.release(admitted)
+        return head, out
 
     with ThreadPoolExecutor(workers, thread_name_prefix="deepiqa-decode") as pool:
-        window: deque[tuple[T, Future[Decoded]]] = deque()
-        for item in items:
-            while window and not room(window):
-                head, future = window.popleft()
-                yield head, future.result()
-            window.append((item, pool.submit(attempt, item)))
+        window: deque[tuple[T, Future[tuple[Decoded, int]]]] = deque()
+        for ticket, item in enumerate(items):
+            while len(window) >= 4 * workers or sum(not f.done() for _, f in window) >= 2 * workers:
+                yield take(window)
+            window.append((item, pool.submit(attempt, ticket, item)))
         while window:
-            head, future = window.popleft()
-            yield head, future.result()
+            yield take(window)

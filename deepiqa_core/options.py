@@ -190,7 +190,8 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
         "--decode-budget-mb",
         type=positive,
         default=batch.decode_budget_mb,
-        help="MiB of decoded images held ahead of the network per task "
+        help="MiB of decoded images held ahead of the network per task; a decode starts only "
+        "when its size (from the header) fits, an image larger than the budget is decoded alone "
         f"(default {batch.decode_budget_mb})",
     )
     group.add_argument(

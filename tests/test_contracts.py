@@ -428,7 +428,8 @@ def test_read_ahead_is_bounded_by_a_byte_budget():
     peak = [0]
     lock = threading.Lock()
 
-    def load(i: int) -> np.ndarray:
+    def load(i: int, admit) -> np.ndarray:
+        admit(size)  # the size from the header, before anything is decoded
         array = np.ones(size, np.uint8)
         with lock:
             live.add(id(array))
@@ -449,7 +450,28 @@ def test_read_ahead_is_bounded_by_a_byte_budget():
     unbounded = consume(None)
     bounded = consume(3 * size)
     assert unbounded >= 8  # 4 x workers decoded ahead
-    assert bounded <= 5  # the budget (3) + the one being used + the one being decoded
+    assert bounded <= 4  # the budget (3, admitted before decoding) + the one being used
+
+
+def test_decoded_memory_keeps_to_the_decode_budget_whatever_the_workers(tmp_path):
+    """16 PNGs of 2000x1990 (12 MB decoded each) with 8 decode workers:
+    once, the first 8 decodes started before any size was known (16 PNGs of 10000x9990 took
+    6.85 GB with 8 workers). Each decode is admitted from its header now, so the decoded bytes
+    held ahead of the network stay within the budget, or one image when it alone is larger."""
+    big = encode(np.tile(make_image(199, 200), (10, 10, 1)))  # flat grey: denormals, slow
+    rows = [ImageRow(f"{i}", image=big) for i in range(16)]
+    one = 1990 * 2000 * 3
+    scorer = Scorer(trained_like("wadiqam-nr"), device="cpu", stride=500)  # 16 patches each
+    peaks = {}
+    for budget_mb in (30, 16, 1):
+        config = BatchConfig(decode_workers=8, decode_budget_mb=budget_mb, stride=500)
+        batch = BatchScorer(scorer, "m", "0", config)
+        results = batch.score_rows(rows)
+        assert all(r.score is not None for r in results)
+        peaks[budget_mb] = batch.decode_peak_bytes
+    print({mb: round(p / 2**20, 1) for mb, p in peaks.items()})
+    assert one < peaks[30] <= 30 * 2**20  # two fit in 30 MB, and two at most
+    assert peaks[16] == peaks[1] == one  # one at a time: the budget holds one (or none) image
 
 
 def test_images_with_too_many_patches_are_refused_from_the_header(tmp_path):

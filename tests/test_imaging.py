@@ -138,7 +138,7 @@ def test_decode_in_order_keeps_order_and_returns_errors_per_item(workers: int) -
 
     blobs = [encode(make_image(40, 40 + i, seed=i)) for i in range(20)]
     blobs[7] = b"broken"
-    results = list(decode_in_order(range(20), lambda i: decode_image(blobs[i]), workers))
+    results = list(decode_in_order(range(20), lambda i, admit: decode_image(blobs[i]), workers))
     assert [i for i, _ in results] == list(range(20))
     assert isinstance(results[7][1], ImageDecodeError)
     assert all(r.shape == (40, 40 + i, 3) for i, r in results if i != 7)
