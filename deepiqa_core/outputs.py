@@ -65,7 +65,7 @@ def _local_root(source: str) -> Path | None:
     if is_s3(source) or "://" in source and not source.startswith("file://"):
         return None
     text = source.removeprefix("file://")
-    if any(ch in text for ch in GLOB_CHARS):
+    if any(ch in text for ch in GLOB_CHARS) and not os.path.lexists(text):  # the listing's rule
         text = text[: min(text.find(ch) for ch in GLOB_CHARS if ch in text)]
         text = text.rsplit("/", 1)[0] or "/"
     return Path(os.path.realpath(text or "."))

@@ -176,6 +176,33 @@ def test_names_that_are_no_utf8_get_faithful_rows_and_scores(job, spark, weights
     assert rows["score"].notna().all() and rows["error_code"].isna().all()
 
 
+def test_paths_with_pattern_characters_are_paths_or_refused_up_front(
+    job, spark, library, weights_dir, tmp_path, capsys
+):
+    """Once: --output 'sp[x]' scored, then failed (PATH_NOT_FOUND) leaving its staging folder;
+    a manifest m[1].parquet "did not exist"; a sibling folder named with ':' broke the
+    output's publishing (URISyntaxException)."""
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    g1 = tmp_path / "g1"
+    g1.mkdir()
+    for name in ("sp[x]", "a{b}", "q?"):
+        assert job([str(library), "--weights", nr, "--output", str(g1 / name)], spark) == 2
+        assert "as a pattern" in capsys.readouterr().err
+    assert list(g1.iterdir()) == []  # refused before any work: no staging folder either
+    manifest = tmp_path / "m[1].parquet"
+    pd.DataFrame({"uri": sorted(str(p) for p in library.glob("*.png"))}).to_parquet(manifest)
+    out = tmp_path / "from-manifest"
+    assert job([str(manifest), "--weights", nr, "--output", str(out)], spark) == 0
+    assert len(pd.read_parquet(out / "scores")) == 3
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "12:30 backup").mkdir()  # a sibling Hadoop cannot name
+    target = tmp_path / "odd" / "a [x"
+    assert (
+        job([str(library), "--weights", nr, "--output", str(tmp_path / "odd" / "ab")], spark) == 0
+    )
+    assert job([str(library), "--weights", nr, "--output", str(target)], spark) == 2
+
+
 def test_the_job_scores_with_the_default_weights_when_none_are_given(job, spark, library, tmp_path):
     out = tmp_path / "out"
     assert job([str(library), "--output", str(out)], spark) == 0

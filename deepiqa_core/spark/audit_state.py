@@ -65,7 +65,7 @@ class AuditState:
     """One audit state folder, opened for a run: locked, repaired, ready to publish."""
 
     def __init__(self, spark: Any, uri: str):
-        storage, spark_writes = storage_for(spark, uri)
+        storage, spark_writes = storage_for(spark, uri, "--state")
         if not spark_writes or not isinstance(storage, HadoopStorage):
             raise UsageError(
                 f"--state {uri}: the audit reads its state back with Spark, and this Spark has "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -18,6 +19,7 @@ from ..listing import iter_images, iter_versioned
 from ..options import InputSpec, is_manifest
 from ..sources import is_s3
 from .pairing import attach_references
+from .storage import hadoop_glob_escape
 
 
 def read_table(spark: SparkSession, source: str) -> DataFrame:
@@ -31,10 +33,11 @@ def read_table(spark: SparkSession, source: str) -> DataFrame:
     if "://" not in source and not source.startswith("file:") and not os.path.exists(source):
         raise UsageError(f"{source} does not exist")
     try:
+        path = hadoop_glob_escape(source)  # a manifest named m[1].parquet is that file
         if source.lower().rstrip("/").endswith(".csv"):
-            table = spark.read.option("header", True).csv(source)
+            table = spark.read.option("header", True).csv(path)
         else:
-            table = spark.read.parquet(source)
+            table = spark.read.parquet(path)
         table.schema  # noqa: B018 - reads the footers now, not in the middle of a run
     except Exception as exc:  # Spark's analysis/IO errors: say which file, not a JVM trace
         raise ManifestError(f"cannot read the manifest {source}: {_first_line(exc)}") from exc
@@ -42,8 +45,14 @@ def read_table(spark: SparkSession, source: str) -> DataFrame:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    """What went wrong, in one line: the deepest Java cause's message when the error comes
+    through py4j ("An error occurred while calling o1050.parquet" says nothing), else the
+    error's first line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by:")]
+    thrown = [line for line in lines if re.match(r"^[a-z][\w.$]*(Exception|Error)\b", line)]
+    best = (causes or thrown or lines or [type(exc).__name__])[-1 if causes else 0]
+    return best[:300]
 
 
 # output columns a passed-through manifest column must not shadow (Spark's own working columns too)

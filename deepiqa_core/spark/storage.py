@@ -17,6 +17,7 @@ A scheme that neither handles is a usage error before anything is scored.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -94,6 +95,8 @@ class HadoopStorage:
     def list(self, uri: str) -> list[str]:
         if not self.exists(uri):
             return []
+        if self.scheme == "file":  # Hadoop cannot name a local entry with ':' (URISyntaxException)
+            return sorted(os.listdir(self._fs.pathToFile(self._path(uri)).getPath()))
         return sorted(str(s.getPath().getName()) for s in self._fs.listStatus(self._path(uri)))
 
     def mkdirs(self, uri: str) -> None:
@@ -188,8 +191,30 @@ class S3Storage:
         return s3_client().head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
 
 
-def storage_for(spark: Any, uri: str) -> tuple[Storage, bool]:
-    """The storage for an output ``uri`` and whether Spark can write there itself."""
+HADOOP_PATTERN_CHARS = "[]{}*?\\"  # Hadoop's glob syntax, in any path Spark reads
+
+
+def hadoop_glob_escape(path: str) -> str:
+    """``path`` with Hadoop's glob characters escaped, so Spark reads that one path."""
+    return "".join("\\" + ch if ch in HADOOP_PATTERN_CHARS else ch for ch in path)
+
+
+def check_plain_output(uri: str, flag: str = "--output") -> None:
+    """Refuse, before any work, an output Spark would read back as a pattern: a job reads its
+    own outputs (chunks, the audit's snapshot), and Hadoop takes ``[ ] { } * ? \\`` in a path
+    as glob syntax (once: the job scored everything, then failed with PATH_NOT_FOUND)."""
+    found = sorted({ch for ch in uri if ch in HADOOP_PATTERN_CHARS})
+    if found:
+        raise UsageError(
+            f"{flag} {uri}: Spark reads {' '.join(found)} in a path as a pattern; "
+            "choose a name without [ ] { } * ? \\"
+        )
+
+
+def storage_for(spark: Any, uri: str, flag: str = "--output") -> tuple[Storage, bool]:
+    """The storage for an output ``uri`` (``check_plain_output`` first) and whether Spark can
+    write there itself."""
+    check_plain_output(uri, flag)
     scheme = urlparse(uri).scheme
     if scheme in S3_SCHEMES:
         try:
