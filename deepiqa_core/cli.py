@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_arguments(audit, input_help="LIBRARY: folder, glob, s3:// prefix or manifest")
     audit.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     add_audit_arguments(audit)
-    add_scoring_arguments(audit)
+    add_scoring_arguments(audit, error_rate=False)
     audit.set_defaults(func=cmd_audit)
 
     samples = sub.add_parser("samples", help="print the folder of the bundled sample images")

@@ -143,6 +143,12 @@ class ManifestError(DeepIQAError):
     code = "bad_manifest"
 
 
+class AuditStateError(DeepIQAError):
+    """A file of an audit state cannot be read (truncated, edited by hand): names the file."""
+
+    code = "bad_audit_state"
+
+
 class WeightsError(DeepIQAError):
     """A weights file that is missing keys, has wrong shapes or unreadable metadata."""
 

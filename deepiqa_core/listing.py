@@ -61,6 +61,11 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
     (the Spark jobs stage a listing in chunks)."""
     if is_s3(source):
         return _list_s3(source, recursive)
+    scheme = urlparse(source).scheme
+    if len(scheme) > 1 and scheme != "file":  # one letter: a Windows drive, not a scheme
+        raise UsageError(
+            f"{source}: {scheme}:// is not listed here (local paths, file:// and s3:// are)"
+        )
     path = local_path(source)
     if any(ch in str(path) for ch in GLOB_CHARS) and not os.path.lexists(path):
         anchor = Path(path.anchor) if path.is_absolute() else Path(".")

@@ -144,7 +144,9 @@ def input_spec(args: argparse.Namespace) -> InputSpec:
     )
 
 
-def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
+def add_scoring_arguments(parser: argparse.ArgumentParser, *, error_rate: bool = True) -> None:
+    """The scoring flags; ``error_rate=False`` (the audit, which alerts by rules instead)
+    keeps ``--max-error-rate`` out of the help (given anyway, the audit says what to use)."""
     batch, options = BatchConfig, ScoringOptions
     group = parser.add_argument_group("scoring")
     group.add_argument(
@@ -218,7 +220,9 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
         type=_rate,
         default=options.max_error_rate,
         help="exit 1 when the share of images that could not be scored exceeds this "
-        "(0..1; default 0: any failed image)",
+        "(0..1; default 0: any failed image)"
+        if error_rate
+        else argparse.SUPPRESS,
     )
 
 

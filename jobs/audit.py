@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_input_arguments(p, input_help="LIBRARY: folder, glob, s3:// prefix or manifest")
     p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
     add_audit_arguments(p)
-    add_scoring_arguments(p)
+    add_scoring_arguments(p, error_rate=False)
     return p
 
 

@@ -259,3 +259,44 @@ def test_a_killed_run_publishes_nothing_and_the_rerun_completes(weights_dir, tmp
     assert not (state / "_work").exists()
     history = ds.dataset(state / "history", partitioning="hive").to_table().to_pandas()
     assert sorted(history.groupby("run_id").size().tolist()) == [1, 6]  # no half run
+
+
+@pytest.mark.slow  # several audit runs
+def test_a_damaged_state_names_the_file_and_full_rebuilds_it(
+    spark, audit, weights_dir, tmp_path, capsys
+):
+    """Once: a truncated _LATEST, snapshot file or summary.json was an internal error with a
+    traceback naming no file, and --full did not get past it."""
+    lib = _library(tmp_path / "lib", 4)
+    state = tmp_path / "state"
+    args = [
+        str(lib),
+        "--state",
+        str(state),
+        "--weights",
+        str(weights_dir / "wadiqam-nr.safetensors"),
+    ]
+    assert audit(args, spark=spark) == 0
+    first = _latest(state)["run_id"]
+    summary = state / "runs" / first / "summary.json"
+    summary.write_text(summary.read_text()[:40])  # an earlier run's summary: a lost trend point
+    assert audit(args, spark=spark) == 0
+    out = capsys.readouterr()
+    assert "summary.json is unreadable" in out.out + out.err
+    latest = state / "_LATEST"
+    good = latest.read_text()
+    latest.write_text(good[:30])
+    assert audit(args, spark=spark) == 3
+    err = capsys.readouterr().err
+    assert "_LATEST is unreadable" in err and "--full" in err and "Traceback" not in err
+    assert not (state / "_OWNER.json").exists()  # the failed run let go of the state
+    assert audit([*args, "--full"], spark=spark) == 0
+    rebuilt = _latest(state)
+    assert len(rebuilt["runs"]) == 3 and rebuilt["runs"][:2] == json.loads(good)["runs"]
+    part = next((state / rebuilt["snapshot"]).glob("part-*.parquet"))
+    part.write_bytes(part.read_bytes()[:100])
+    assert audit(args, spark=spark) == 3
+    err = capsys.readouterr().err
+    assert "snapshot" in err and "unreadable" in err and "Traceback" not in err
+    assert audit([*args, "--full"], spark=spark) == 0
+    assert _summary(state)["counts"]["library"] == 4 and len(_snapshot(state)) == 4

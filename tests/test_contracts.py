@@ -592,3 +592,16 @@ def test_readme_tables_are_the_codes_tables():
         assert f"| `{code}` | {meaning} |" in readme
     frame = pd.DataFrame(list(ROW_ERROR_CODES.items()))
     assert frame[0].is_unique
+
+
+def test_help_and_schemes_say_what_is_really_accepted(capsys):
+    """`deepiqa audit --help` once offered --max-error-rate, which the audit refuses; a gs://
+    input was said not to exist."""
+    with pytest.raises(SystemExit):
+        cli_main(["audit", "--help"])
+    assert "--max-error-rate MAX" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli_main(["score", "--help"])
+    assert "--max-error-rate MAX" in capsys.readouterr().out
+    code, _, err = run(capsys, "score", "gs://bucket/x/")
+    assert code == 2 and "gs:// is not listed here" in err and "does not exist" not in err

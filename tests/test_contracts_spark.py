@@ -115,7 +115,9 @@ def test_unusable_weights_and_inputs_get_their_exit_codes(
         assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "cannot read the manifest" in err and "Traceback" not in err
+    assert "footer" in err  # the cause, not "An error occurred while calling o1050..."
     assert not Path(out).exists()
+    assert not list(tmp_path.glob(".out.*"))  # no empty staging folder left by any of them
 
 
 def test_s3_listing_failures_are_exit_3(job, spark, weights_dir, tmp_path, s3_server, monkeypatch):
@@ -185,6 +187,8 @@ def test_paths_with_pattern_characters_are_paths_or_refused_up_front(
     nr = str(weights_dir / "wadiqam-nr.safetensors")
     g1 = tmp_path / "g1"
     g1.mkdir()
+    assert job([str(library), "--weights", nr, "--output", ""], spark) == 2
+    assert "--output needs a path" in capsys.readouterr().err
     for name in ("sp[x]", "a{b}", "q?"):
         assert job([str(library), "--weights", nr, "--output", str(g1 / name)], spark) == 2
         assert "as a pattern" in capsys.readouterr().err

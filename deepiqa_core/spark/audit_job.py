@@ -27,18 +27,20 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ..audit.alerts import AlertRule, check_direction, evaluate
 from ..batch import OUTPUT_COLUMNS
+from ..errors import AuditStateError
 from ..exits import ExitCode
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_separate
 from . import audit_stats as stats
 from .audit_library import classify, library_frame
 from .audit_report import TREND_RUNS, write_report
-from .audit_state import AuditState, new_run_id
+from .audit_state import HISTORY, REBUILD_HINT, AuditState, new_run_id
+from .inputs import first_line
 from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job, versions
 from .scoring import BroadcastModel
 from .storage import local_path_of
@@ -90,7 +92,7 @@ def audit(spark: SparkSession, spec: AuditSpec) -> dict:
     direction = spec.score_direction or model.meta.score_direction
     check_direction(spec.alerts, direction)
     state = AuditState(spark, spec.state)
-    state.open()
+    state.open(rebuild=spec.full)
     try:
         run_id = new_run_id()
         summary = _run(spark, spec, model, state, run_id, direction, started_at, started)
@@ -100,6 +102,38 @@ def audit(spark: SparkSession, spec: AuditSpec) -> dict:
     finally:
         state.close()
     return summary
+
+
+def previous_snapshot(spark: SparkSession, state: AuditState, full: bool) -> DataFrame | None:
+    """The last run's snapshot; one that cannot be read (a truncated file) is an
+    ``AuditStateError`` naming it, or with ``full`` rebuilt from the history: each image's
+    latest event, in run order."""
+    uri = state.snapshot_uri()
+    try:
+        if uri is None:
+            return None
+        frame = spark.read.parquet(uri)
+        frame.count()  # reads every file's footer now: a truncated one fails here, named
+        return frame
+    except Exception as exc:  # noqa: BLE001 - Spark's analysis/IO errors
+        if not full:
+            raise AuditStateError(
+                f"the audit's snapshot {uri} is unreadable ({first_line(exc)}); {REBUILD_HINT}"
+            ) from exc
+    history_uri = state.path(HISTORY)
+    if not state.storage.list(history_uri):
+        return None
+    try:
+        history = spark.read.parquet(history_uri)
+        latest = Window.partitionBy("id").orderBy(F.col("run_id").desc())
+        return (
+            history.withColumn("_n", F.row_number().over(latest))
+            .where(F.col("_n") == 1)
+            .withColumn("removed", F.col("event") == "removed")
+            .drop("_n", "run_date")
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise AuditStateError(f"the audit's history {history_uri} is unreadable ({exc})") from exc
 
 
 def _run(
@@ -122,8 +156,7 @@ def _run(
         work("stage"),
         spec.execution.listing_batch,
     )
-    snapshot_uri = state.snapshot_uri()
-    previous = spark.read.parquet(snapshot_uri) if snapshot_uri else None
+    previous = previous_snapshot(spark, state, spec.full)
     planned = classify(library, previous, model.sha256, spec.full)
     bytes_cols = [c for c in ("image", "ref_image") if c in planned.columns]
     planned.drop(*bytes_cols).write.parquet(work("plan"))

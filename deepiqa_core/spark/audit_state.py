@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import AuditStateError
 from ..exits import UsageError
 from ..outputs import MARKER, marker_text
 from .publish import OWNER, alive, owner_record
@@ -39,6 +40,7 @@ SNAPSHOTS = "snapshots"
 RUNS = "runs"
 WORK = "_work"
 KEEP_SNAPSHOTS = 2
+REBUILD_HINT = "run the audit once with --full to rebuild the state from its history"
 
 
 def new_run_id() -> str:
@@ -57,8 +59,18 @@ class Latest:
     partitions: dict[str, str] = field(default_factory=dict)  # run id -> history partition
 
     @classmethod
-    def parse(cls, text: str | None) -> Latest:
-        return cls(**json.loads(text)) if text else cls()
+    def parse(cls, text: str | None, uri: str = LATEST) -> Latest:
+        """``_LATEST``'s text (None: no run yet); an ``AuditStateError`` naming ``uri`` when it
+        is not what deepiqa writes (truncated, edited)."""
+        if not text:
+            return cls()
+        try:
+            latest = cls(**json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise AuditStateError(f"{uri} is unreadable ({exc}); {REBUILD_HINT}") from exc
+        if not isinstance(latest.runs, list) or not isinstance(latest.partitions, dict):
+            raise AuditStateError(f"{uri} is unreadable (runs/partitions); {REBUILD_HINT}")
+        return latest
 
 
 class AuditState:
@@ -80,9 +92,10 @@ class AuditState:
 
     # --- opening -------------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, rebuild: bool = False) -> None:
         """Claim the state for this run (usage error if it is not an audit state or another
-        run holds it), then drop what an unfinished run left."""
+        run holds it), then drop what an unfinished run left. An unreadable ``_LATEST`` is an
+        ``AuditStateError``, or with ``rebuild`` (``--full``) rebuilt from the history."""
         s = self.storage
         if s.exists(self.uri) and s.list(self.uri):
             marker = s.read_text(self.path(MARKER)) or ""
@@ -97,13 +110,22 @@ class AuditState:
         if s.exists(self.path(RUNNING)) and alive(s, self.uri):
             raise UsageError(f"another audit is running on {self.uri} ({RUNNING}); wait for it")
         s.write_text(self.path(RUNNING), owner_record())
-        self._recover()
+        try:
+            self._recover(rebuild)
+        except BaseException:
+            self.close()  # a state this run could not open stays free for the next one
+            raise
 
-    def _recover(self) -> None:
+    def _recover(self, rebuild: bool) -> None:
         s = self.storage
         if not s.exists(self.path(LATEST)) and s.exists(self.path(LATEST + ".new")):
             s.rename(self.path(LATEST + ".new"), self.path(LATEST))  # killed mid-commit
-        self.latest = Latest.parse(s.read_text(self.path(LATEST)))
+        try:
+            self.latest = Latest.parse(s.read_text(self.path(LATEST)), self.path(LATEST))
+        except AuditStateError:
+            if not rebuild:
+                raise
+            self.latest = self._latest_from_history()
         committed = set(self.latest.runs)
         s.delete(self.path(WORK))
         s.delete(self.path(LATEST + ".new"))
@@ -118,6 +140,22 @@ class AuditState:
                     s.delete(self.path(HISTORY, day, part))
             if not s.list(self.path(HISTORY, day)):
                 s.delete(self.path(HISTORY, day))
+
+    def _latest_from_history(self) -> Latest:
+        """``_LATEST`` as the history's partitions say: every run that wrote one, in order;
+        the newest run's snapshot if it is still there (else none: ``--full`` rescoring)."""
+        s = self.storage
+        partitions = {
+            part.removeprefix("run_id="): f"{day}/{part}"
+            for day in s.list(self.path(HISTORY))
+            for part in s.list(self.path(HISTORY, day))
+            if part.startswith("run_id=")
+        }
+        runs = sorted(partitions)
+        last = runs[-1] if runs else None
+        snapshot = f"{SNAPSHOTS}/{last}" if last and s.exists(self.path(SNAPSHOTS, last)) else None
+        print(f"deepiqa: {self.path(LATEST)} rebuilt from the history ({len(runs)} runs)")
+        return Latest(last, snapshot, None, runs, partitions)
 
     def close(self) -> None:
         self.storage.delete(self.path(RUNNING))
@@ -134,9 +172,15 @@ class AuditState:
         """The last ``limit`` committed runs' summary.json, oldest first."""
         found = []
         for run_id in self.latest.runs[-limit:]:
-            text = self.storage.read_text(self.path(RUNS, run_id, "summary.json"))
-            if text:
-                found.append(json.loads(text))
+            uri = self.path(RUNS, run_id, "summary.json")
+            text = self.storage.read_text(uri)
+            try:
+                summary = json.loads(text) if text else None
+            except ValueError as exc:  # the trend loses one point; the run goes on
+                print(f"deepiqa: warning: {uri} is unreadable ({exc}); left out of the trend")
+                continue
+            if isinstance(summary, dict):
+                found.append(summary)
         return found
 
     def publish(self, run_id: str, run_date: str, model_sha256: str) -> None:

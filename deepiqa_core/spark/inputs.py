@@ -40,11 +40,11 @@ def read_table(spark: SparkSession, source: str) -> DataFrame:
             table = spark.read.parquet(path)
         table.schema  # noqa: B018 - reads the footers now, not in the middle of a run
     except Exception as exc:  # Spark's analysis/IO errors: say which file, not a JVM trace
-        raise ManifestError(f"cannot read the manifest {source}: {_first_line(exc)}") from exc
+        raise ManifestError(f"cannot read the manifest {source}: {first_line(exc)}") from exc
     return table
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """What went wrong, in one line: the deepest Java cause's message when the error comes
     through py4j ("An error occurred while calling o1050.parquet" says nothing), else the
     error's first line."""

@@ -158,6 +158,21 @@ def recover(storage: Storage, target: str, keep: str | None = None) -> None:
 
 
 @contextmanager
+def _released(storage: Storage, work: str) -> Iterator[None]:
+    """Let go of the work folder however the run ends: its owner record goes (what it holds
+    is resumable with --resume); a run that failed before writing anything leaves no empty
+    folder behind (a usage error once left ``.OUT.staging-*`` beside OUT every time)."""
+    try:
+        yield
+    except BaseException:
+        storage.delete(join(work, OWNER))
+        if not storage.list(work):
+            storage.delete(work)
+        raise
+    storage.delete(join(work, OWNER))
+
+
+@contextmanager
 def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, key: str):
     parent, name = parent_and_name(target)
     work = join(parent, f".{name}.staging-{key}")
@@ -171,10 +186,8 @@ def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, ke
     storage.mkdirs(work)
     storage.write_text(join(work, OWNER), owner_record())
     run = Run(work, storage, resumable, "rename", target, published=target)
-    try:
+    with _released(storage, work):
         yield run
-    finally:
-        storage.delete(join(work, OWNER))  # resumable with --resume; cleaned up otherwise
     storage.write_text(join(work, COMPLETE_MARKER), _now() + "\n")
     old = join(parent, f".{name}.old-{key}")
     if storage.exists(target):
@@ -261,10 +274,8 @@ def _pointer_run(
     work_storage.write_text(join(work, OWNER), owner_record())
     run_folder = join(target, RUNS, name)
     run = Run(work, work_storage, resumable, "pointer", target, run_folder, export is not None)
-    try:
+    with _released(work_storage, work):
         yield run
-    finally:
-        work_storage.delete(join(work, OWNER))  # resumable with --resume; cleaned up otherwise
     if export is not None:
         export(run)
     storage.write_text(join(run_folder, COMPLETE_MARKER), _now() + "\n")

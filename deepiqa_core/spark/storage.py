@@ -203,6 +203,8 @@ def check_plain_output(uri: str, flag: str = "--output") -> None:
     """Refuse, before any work, an output Spark would read back as a pattern: a job reads its
     own outputs (chunks, the audit's snapshot), and Hadoop takes ``[ ] { } * ? \\`` in a path
     as glob syntax (once: the job scored everything, then failed with PATH_NOT_FOUND)."""
+    if not uri.strip():
+        raise UsageError(f"{flag} needs a path")
     found = sorted({ch for ch in uri if ch in HADOOP_PATTERN_CHARS})
     if found:
         raise UsageError(
