@@ -12,9 +12,12 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from deepiqa_core import WeightsMeta, save_weights
+from deepiqa_core.defaults import default_weights
 from deepiqa_core.sources import reset_s3_client
 from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish, recover
 from deepiqa_core.spark.storage import HadoopStorage, join
@@ -287,3 +290,36 @@ def test_spark_submit_keeps_the_contracts_end_to_end(library, weights_dir, nan_w
     )
     assert bad.returncode == 3 and "cannot read the manifest" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr and not Path(out).exists()
+
+
+def test_spark_submit_keeps_round_two_contracts_end_to_end(library, tmp_path):
+    """The real spark-submit with the shipped defaults: a folder that merely holds
+    checkpoints/ is not replaced (1), the NR default with one flipped exponent bit is refused
+    (3: once every image scored 100), a file name that is no UTF-8 is scored (4)."""
+    score = str(JOBS / "score.py")
+    lookalike = tmp_path / "exp"
+    (lookalike / "checkpoints").mkdir(parents=True)
+    (lookalike / "checkpoints" / "epoch=99.ckpt").write_text("w")
+    (lookalike / "notes.txt").write_text("n")
+    refused = spark_submit(
+        "local[1]", score, str(library), "--output", str(lookalike), "--overwrite", cwd=tmp_path
+    )
+    assert refused.returncode == 2 and "not a deepiqa output" in refused.stdout
+    assert (lookalike / "notes.txt").read_text() == "n"
+    tensors = load_file(str(default_weights(False)))
+    with safe_open(str(default_weights(False)), "pt") as f:
+        metadata = f.metadata()
+    tensors["quality.3.bias"].view(torch.int16).bitwise_xor_(1 << 13)  # 57.9 -> 14824
+    flipped = tmp_path / "flipped.safetensors"
+    save_file(tensors, str(flipped), metadata=metadata)
+    out = tmp_path / "out"
+    corrupt = spark_submit(
+        "local[1]", score, str(library), "--weights", str(flipped), "--output", str(out),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert corrupt.returncode == 3 and "corrupt weights" in corrupt.stdout and not out.exists()
+    odd = non_utf8_library(tmp_path / "odd")
+    scored = spark_submit("local[1]", score, str(odd), "--output", str(out), cwd=tmp_path)
+    assert scored.returncode == 0, scored.stdout[-2000:]
+    rows = pd.read_parquet(out / "scores")
+    assert rows["score"].notna().all() and any("caf%E9.png" in u for u in rows["uri"])
