@@ -286,7 +286,59 @@ DISTORTIONS: dict[str, Distortion] = {
 }  # KADID's order; every name is a function above
 
 
+# --- what a media library really has (beyond KADID) -------------------------------------------
+# KADID's ``jpeg`` spans qualities 43..4 only; libraries hold mostly q 95..30, re-saved copies,
+# thumbnails scaled back up and WebP. These types train the ordering a library audit needs.
+def _resize_back(img: np.ndarray, factor: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    small = Image.fromarray(img).resize(
+        (max(1, round(w / factor)), max(1, round(h / factor))), Image.BICUBIC
+    )
+    return np.asarray(small.resize((w, h), Image.BICUBIC))
+
+
+def jpeg_quality(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+    """One JPEG save at the qualities libraries hold (90 .. 15)."""
+    return jpeg_at_quality(img, (90, 70, 50, 30, 15)[level - 1])
+
+
+def double_jpeg(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+    """A q90 file re-saved at a lower quality (a download re-uploaded), the second save's grid
+    shifted by a random crop of 0..7 px put back in place."""
+    first = jpeg_at_quality(img, 90)
+    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+    out = first.copy()
+    out[dy:, dx:] = jpeg_at_quality(first[dy:, dx:], (80, 60, 40, 25, 12)[level - 1])
+    return out
+
+
+def rescale(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+    """A thumbnail scaled back up (bicubic both ways)."""
+    return _resize_back(img, (1.5, 2.0, 3.0, 4.0, 6.0)[level - 1])
+
+
+def rescale_jpeg(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+    """Scaled down by 2, saved as JPEG, scaled back up: a re-encoded thumbnail."""
+    h, w = img.shape[:2]
+    small = np.asarray(Image.fromarray(img).resize((max(1, w // 2), max(1, h // 2)), Image.BICUBIC))
+    small = jpeg_at_quality(small, (90, 70, 50, 30, 15)[level - 1])
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+
+
+def webp(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="WEBP", quality=(80, 60, 40, 20, 5)[level - 1])
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+MEDIA_DISTORTIONS: dict[str, Distortion] = {
+    f.__name__: f for f in (jpeg_quality, double_jpeg, rescale, rescale_jpeg, webp)
+}
+ALL_DISTORTIONS: dict[str, Distortion] = DISTORTIONS | MEDIA_DISTORTIONS
+
+
 def distort(img: np.ndarray, kind: str, level: int, rng: np.random.Generator) -> np.ndarray:
+    """``img`` with distortion ``kind`` (a KADID type or a media-library type) at ``level``."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}")
-    return np.ascontiguousarray(DISTORTIONS[kind](img, level, rng), dtype=np.uint8)
+    return np.ascontiguousarray(ALL_DISTORTIONS[kind](img, level, rng), dtype=np.uint8)
