@@ -52,6 +52,7 @@ from deepiqa_core.training.distortions import (  # noqa: E402
     distort,
     jpeg_at_quality,
 )
+from deepiqa_core.training.ladders import KEY_TYPES  # noqa: E402  (issue 19: each >= 0.70)
 from deepiqa_core.training.synthetic import DEFAULT_LONG_SIDE, level_rng, load_photo  # noqa: E402
 from deepiqa_core.training.weak_labels import LABELS, WEAK_LABEL_VERSION, weak_label  # noqa: E402
 from deepiqa_core.weights import load_weights  # noqa: E402
@@ -71,15 +72,6 @@ GOALS = {  # issue 19, on held-out photos
     },
     "wadiqam-fr": {"srocc": 0.92, "level_correlation": -0.95, "colour_type_srocc": 0.5},
 }
-KEY_TYPES = (  # issue 19: each >= 0.70
-    "jpeg",
-    "jpeg2000",
-    "gaussian_blur",
-    "lens_blur",
-    "motion_blur",
-    "white_noise",
-    "pixelate",
-)
 LEVEL1_TYPES = ("jpeg", "gaussian_blur", "white_noise")  # + rescale: clean above each
 
 

@@ -63,6 +63,7 @@ from deepiqa_core.training.distortions import (
     MEDIA_DISTORTIONS as MEDIA,
 )
 from deepiqa_core.training.ladders import (  # noqa: E402
+    KEY_TYPES,
     ladder_batches,
     ladder_loss,
     ladder_pairs,
@@ -77,8 +78,6 @@ from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # 
 
 JPEG_LADDER = (90, 75, 50, 30, 10)  # the evaluation's qualities (validation photos only here)
 LADDER_KIND = "jpeg_ladder"
-KEY_TYPES_EVAL = ("jpeg", "jpeg2000", "gaussian_blur", "lens_blur", "motion_blur", "white_noise")
-KEY_TYPES_EVAL += ("pixelate",)
 LEVEL1_KINDS = ("jpeg_quality", "gaussian_blur", "white_noise", "rescale")
 
 
@@ -240,7 +239,7 @@ def validation_report(scores: np.ndarray, val: dict) -> dict:
     """The issue's measures on the validation photos (raw scores; calibration is monotone)."""
     kinds, levels, labels, content = val["kinds"], val["levels"], val["labels"], val["content"]
     kadid = np.isin(kinds, [k for k in ALL_DISTORTIONS if k not in MEDIA]) & (levels > 0)
-    per_type = {k: srocc(scores[kinds == k], labels[kinds == k]) for k in KEY_TYPES_EVAL}
+    per_type = {k: srocc(scores[kinds == k], labels[kinds == k]) for k in KEY_TYPES}
     ladders, q10_below_q90, clean_above = [], [], []
     for c in np.unique(content):
         mine = content == c
