@@ -341,6 +341,7 @@ def fit_stage(
                 torch.from_numpy(worse),
                 levels[images],
                 margin=args.margin,
+                l1_weight=args.l1_weight,
                 rank_weight=args.rank_weight,
                 weights=weights,
             )
@@ -532,6 +533,12 @@ def main() -> None:
         help="ranking margin per level step, on the label's 0-100 scale",
     )
     parser.add_argument("--rank-weight", type=float, default=1.0)
+    parser.add_argument(
+        "--l1-weight",
+        type=float,
+        default=1.0,
+        help="0: the ladder ranking alone (the label's offsets dominate the L1)",
+    )
     parser.add_argument(
         "--pristine-weight",
         type=float,

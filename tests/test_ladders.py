@@ -135,3 +135,11 @@ def test_batches_are_whole_ladders_and_steps_show_one_region_per_ladder():
     assert set(rows[4:].tolist()) <= set(range(20, 24))
     all_rows, _ = patch_rows(start, contents, np.array([1]), None, step=0, seed=0)
     assert all_rows.tolist() == [4, 5, 6, 7]
+
+
+def test_ranking_alone_when_the_l1_weight_is_zero():
+    scores = torch.tensor([90.0, 80.0])
+    pair = torch.tensor([0]), torch.tensor([1])
+    args = (scores, torch.tensor([100.0, 82.0]), *pair, torch.tensor([0, 1]))
+    loss, parts = ladder_loss(*args, margin=15.0, rank_weight=0.5, l1_weight=0.0)
+    assert loss.item() == pytest.approx(0.5 * 5.0) and parts["l1"] == pytest.approx(6.0)

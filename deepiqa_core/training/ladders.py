@@ -125,13 +125,16 @@ def ladder_loss(
     margin: float,
     rank_weight: float,
     weights: torch.Tensor | None = None,
+    l1_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 to the weak label (a weighted mean with ``weights``, e.g. pristine images up) plus
-    ``rank_weight`` x the ladder hinge; returns the parts too."""
+    """``l1_weight`` x the L1 to the weak label (a weighted mean with ``weights``, e.g.
+    pristine images up) plus ``rank_weight`` x the ladder hinge; returns the parts too.
+    ``l1_weight=0``: ranking alone (the label's offsets then do not pull the scale)."""
     error = (scores - labels).abs()
     l1 = error.mean() if weights is None else (weights * error).sum() / weights.sum()
     rank = ranking_loss(scores, better, worse, levels, margin)
-    return l1 + rank_weight * rank, {"l1": float(l1.detach()), "rank": float(rank.detach())}
+    total = l1_weight * l1 + rank_weight * rank
+    return total, {"l1": float(l1.detach()), "rank": float(rank.detach())}
 
 
 def ladder_batches(
