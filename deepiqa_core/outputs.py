@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .errors import UnsupportedUriError
 from .exits import UsageError
 from .listing import GLOB_CHARS
-from .sources import is_s3
+from .sources import is_s3, local_path
 
 MARKER = "_DEEPIQA_OUTPUT"
 
@@ -64,7 +65,10 @@ def _local_root(source: str) -> Path | None:
     """The local folder or file an input names (a glob: the folder before its first wildcard)."""
     if is_s3(source) or "://" in source and not source.startswith("file://"):
         return None
-    text = source.removeprefix("file://")
+    try:
+        text = str(local_path(source)) if source.startswith("file://") else source
+    except UnsupportedUriError:  # file:// of another host: nothing of this machine's
+        return None
     if any(ch in text for ch in GLOB_CHARS) and not os.path.lexists(text):  # the listing's rule
         text = text[: min(text.find(ch) for ch in GLOB_CHARS if ch in text)]
         text = text.rsplit("/", 1)[0] or "/"
@@ -137,9 +141,9 @@ def check_output_file(
     parent = path.absolute().parent
     if not parent.is_dir():
         raise UsageError(f"{flag} {target}: the folder {parent} does not exist")
-    real = os.path.realpath(path)
+    real = Path(os.path.realpath(path))
     for source in inputs:
-        if source is not None and not is_s3(str(source)) and os.path.realpath(source) == real:
+        if source is not None and _local_root(str(source)) == real:
             raise UsageError(f"{flag} {target} is one of the inputs ({source}); write elsewhere")
     if path.exists() and not ours(path):
         raise UsageError(

@@ -234,8 +234,8 @@ def check_run_target(spec: TrainSpec) -> Path:
 def check_run_dir(spec: TrainSpec) -> Path:
     """The run folder (``check_run_target``), emptied for --overwrite, marked as deepiqa's."""
     run_dir = check_run_target(spec)
-    if spec.overwrite and not spec.resume and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if spec.overwrite and not spec.resume and run_dir.exists() and any(run_dir.iterdir()):
+        shutil.rmtree(run_dir)  # a deepiqa run folder (check_run_target), nothing else
     run_dir.mkdir(parents=True, exist_ok=True)
     write_marker(run_dir, "training-run")
     return run_dir

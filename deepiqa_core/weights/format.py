@@ -16,6 +16,7 @@ import os
 import struct
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from safetensors.torch import load as load_tensors_bytes
@@ -143,6 +144,12 @@ def _header_metadata(data: bytes) -> dict[str, str]:
     return metadata
 
 
+def _read_header(f: BinaryIO) -> bytes:
+    """An open weights file's first 8 bytes and the header they declare (checked first)."""
+    first8 = f.read(8)
+    return first8 + f.read(_header_size(first8, os.fstat(f.fileno()).st_size))
+
+
 def read_weights_file(path: str | Path) -> bytes:
     """A weights file's bytes, its size and header checked before it is read whole: a file that
     cannot be DeepIQA weights (a video named ``.safetensors``, garbage) is refused after reading
@@ -154,9 +161,7 @@ def read_weights_file(path: str | Path) -> bytes:
                 f"{path} has {total} bytes, more than any DeepIQA weights file "
                 f"({MAX_WEIGHTS_BYTES // 2**20} MiB at most)"
             )
-        first8 = f.read(8)
-        _header_size(first8, total)
-        return first8 + f.read()
+        return _read_header(f) + f.read()
 
 
 def read_meta(source: str | Path | bytes) -> WeightsMeta:
@@ -165,9 +170,7 @@ def read_meta(source: str | Path | bytes) -> WeightsMeta:
         metadata = _header_metadata(source)
     else:
         with open(source, "rb") as f:
-            total = os.fstat(f.fileno()).st_size
-            first8 = f.read(8)
-            metadata = _header_metadata(first8 + f.read(_header_size(first8, total)))
+            metadata = _header_metadata(_read_header(f))
     if METADATA_KEY not in metadata:
         raise WeightsError("safetensors file without deepiqa metadata; convert it first")
     return WeightsMeta.from_json(metadata[METADATA_KEY])
