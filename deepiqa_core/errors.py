@@ -25,6 +25,12 @@ class DeepIQAError(Exception):
     code = "internal"
 
 
+class StateBusyError(DeepIQAError):
+    """Another live run holds the folder (its lease is renewed): this run could not start."""
+
+    code = "state_busy"
+
+
 class MissingInputError(DeepIQAError):
     """The file or object does not exist."""
 

@@ -379,6 +379,25 @@ def _save_state(work: Path, state: dict) -> None:
     os.replace(tmp, work / "fit-state.pt")
 
 
+def reinit_top(model, seed: int) -> None:
+    """Fresh convs 9-10 and heads (PyTorch's default init, the quality bias at the label's
+    pristine end): the top learns the kept conv-8 outputs from scratch instead of starting in
+    the 0.3.0 default's optimum, whose conv-10 features a ridge probe finds JPEG-blind."""
+    torch.manual_seed(derive_seed(seed, "reinit-top"))
+    for module in [*Top(model).upper(), *model.quality, *model.weight]:
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    with torch.no_grad():
+        model.quality_output.bias.fill_(50.0)
+
+
+def set_dropout(model, p: float) -> None:
+    """The heads' dropout rate while training (0.5 in the paper; inference never uses it)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+
+
 def fit(args) -> None:
     train = _load(args.work / "train", torch.float16)
     val = _load(args.work / "val", torch.float32)
@@ -399,6 +418,9 @@ def fit(args) -> None:
     state = torch.load(path, weights_only=True) if args.resume and path.exists() else {}
     if state.get("model"):
         model.load_state_dict(state["model"])
+    if args.reinit_top and not state.get("model"):
+        reinit_top(model, args.seed)
+    set_dropout(model, args.dropout)
     top = Top(model)
     if "baseline" not in state:
         state["baseline"] = validation_report(_image_scores(top, val, None), val)
@@ -544,6 +566,14 @@ def main() -> None:
         type=float,
         default=4.0,
         help="L1 weight of pristine images (1 in ~76 rows otherwise)",
+    )
+    parser.add_argument(
+        "--reinit-top",
+        action="store_true",
+        help="start convs 9-10 and the heads afresh (not from --init's)",
+    )
+    parser.add_argument(
+        "--dropout", type=float, default=0.5, help="the heads' dropout while training"
     )
     parser.add_argument("--resume", action="store_true", help="go on from WORK/fit-state.pt")
     parser.add_argument("--version", default="0.4.0", help="the new weights' version")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -300,3 +301,36 @@ def test_a_damaged_state_names_the_file_and_full_rebuilds_it(
     assert "snapshot" in err and "unreadable" in err and "Traceback" not in err
     assert audit([*args, "--full"], spark=spark) == 0
     assert _summary(state)["counts"]["library"] == 4 and len(_snapshot(state)) == 4
+
+
+def test_a_live_lease_refuses_with_exit_3_and_a_dead_one_is_taken_over(
+    spark, audit, weights_dir, tmp_path, capsys
+):
+    lib = _library(tmp_path / "lib", 3)
+    state = tmp_path / "state"
+    args = [
+        str(lib),
+        "--state",
+        str(state),
+        "--weights",
+        str(weights_dir / "wadiqam-nr.safetensors"),
+    ]
+    assert audit(args, spark=spark) == 0
+    latest = (state / "_LATEST").read_text()
+    owner = state / "_OWNER.json"
+    now = time.time()
+    other = {"host": "ip-10-0-3-17.ec2.internal", "pid": 4242, "token": "t"}
+    owner.write_text(json.dumps({**other, "started": now - 3 * 3600, "renewed": now - 20}))
+    assert audit(args, spark=spark) == 3  # a run on another host, still renewing: could not run
+    err = capsys.readouterr().err
+    assert "holds" in err and "since" in err and "ip-10-0-3-17" in err and "Traceback" not in err
+    assert (state / "_LATEST").read_text() == latest and owner.exists()
+    # that driver was killed 10 minutes ago: its lease is dead, its leftovers go
+    owner.write_text(json.dumps({**other, "started": now - 3600, "renewed": now - 600}))
+    (state / "_work" / "20261206T020000-000001").mkdir(parents=True)
+    assert audit(args, spark=spark) == 0
+    assert not owner.exists() and not (state / "_work").exists()
+    # a record never renewed counts from its start
+    owner.write_text(json.dumps({**other, "started": now - 600}))
+    assert audit(args, spark=spark) == 0
+    assert len(_latest(state)["runs"]) == 3

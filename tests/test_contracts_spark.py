@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 from deepiqa_core import WeightsMeta, save_weights
 from deepiqa_core.defaults import default_weights
 from deepiqa_core.sources import reset_s3_client
-from deepiqa_core.spark.publish import COMPLETE_MARKER, OWNER, publish, recover
+from deepiqa_core.spark.leases import OWNER
+from deepiqa_core.spark.publish import COMPLETE_MARKER, publish, recover
 from deepiqa_core.spark.storage import HadoopStorage, join
 
 from .conftest import (

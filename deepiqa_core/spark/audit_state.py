@@ -12,7 +12,8 @@ Layout (``STATE`` is any URI the cluster's Hadoop file system layer writes: a pa
                                        ever seen (latest result; ``removed`` flags the gone)
     runs/R/summary.json, report.html   what run R found
     _work/R/                           scratch of the run in progress
-    _OWNER.json                        the run in progress (host, pid, start): one at a time
+    _OWNER.json                        the run in progress: its lease (``leases``: host, pid,
+                                       start, last renewal), one run at a time
 
 A run writes only ``_work/R`` until it is complete, then moves its history partition, snapshot
 and report into place and writes ``_LATEST``. A run killed at any point publishes nothing: the
@@ -30,11 +31,11 @@ from typing import Any
 from ..errors import AuditStateError
 from ..exits import UsageError
 from ..outputs import MARKER, marker_text
-from .publish import OWNER, alive, owner_record
+from .leases import OWNER, Lease
 from .storage import HadoopStorage, join, storage_for
 
 LATEST = "_LATEST"
-RUNNING = OWNER  # host, pid, start of the run in progress
+RUNNING = OWNER  # the lease of the run in progress
 HISTORY = "history"
 SNAPSHOTS = "snapshots"
 RUNS = "runs"
@@ -86,6 +87,7 @@ class AuditState:
         self.storage = storage
         self.uri = storage.qualify(uri)
         self.latest = Latest()
+        self.lease: Lease | None = None
 
     def path(self, *parts: str) -> str:
         return join(self.uri, *parts)
@@ -93,9 +95,11 @@ class AuditState:
     # --- opening -------------------------------------------------------------------------
 
     def open(self, rebuild: bool = False) -> None:
-        """Claim the state for this run (usage error if it is not an audit state or another
-        run holds it), then drop what an unfinished run left. An unreadable ``_LATEST`` is an
-        ``AuditStateError``, or with ``rebuild`` (``--full``) rebuilt from the history."""
+        """Claim the state for this run (usage error if it is not an audit state;
+        ``StateBusyError``, exit 3, while another run's lease is live), then drop what an
+        unfinished run left (a dead lease's run included, wherever its host was). An
+        unreadable ``_LATEST`` is an ``AuditStateError``, or with ``rebuild`` (``--full``)
+        rebuilt from the history."""
         s = self.storage
         if s.exists(self.uri) and s.list(self.uri):
             marker = s.read_text(self.path(MARKER)) or ""
@@ -107,9 +111,7 @@ class AuditState:
         else:
             s.mkdirs(self.uri)
             s.write_text(self.path(MARKER), marker_text("audit"))
-        if s.exists(self.path(RUNNING)) and alive(s, self.uri):
-            raise UsageError(f"another audit is running on {self.uri} ({RUNNING}); wait for it")
-        s.write_text(self.path(RUNNING), owner_record())
+        self.lease = Lease(s, self.uri).acquire()
         try:
             self._recover(rebuild)
         except BaseException:
@@ -158,7 +160,9 @@ class AuditState:
         return Latest(last, snapshot, None, runs, partitions)
 
     def close(self) -> None:
-        self.storage.delete(self.path(RUNNING))
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     # --- a run ---------------------------------------------------------------------------
 

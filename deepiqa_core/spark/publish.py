@@ -17,31 +17,30 @@ A run writes into a private work folder (``Run.work``) and only publishing makes
 ``key`` is the run's fingerprint (inputs, weights, options): ``--resume`` finds the unfinished
 work folder of the same run and continues it. Crashes are repaired by the next run for the same
 target (``recover``): a finished but unpublished rename is published, a half-swapped target is
-put back, and work folders of dead runs (``_OWNER.json``: host, pid, start) are deleted. One run
-per target at a time. Only outputs deepiqa made are ever replaced (``_DEEPIQA_OUTPUT``).
+put back, and work folders of dead runs (``leases``: an owner record the driver renews) are
+deleted. One run per target at a time. Only outputs deepiqa made are ever replaced
+(``_DEEPIQA_OUTPUT``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import StateBusyError
 from ..exits import OutputExistsError, UsageError
 from ..outputs import MARKER, marker_kind, marker_text
+from .leases import Lease, alive, held_message, read_owner
 from .storage import HadoopStorage, Storage, join, parent_and_name, storage_for
 
 COMPLETE_MARKER = "_COMPLETE"
-OWNER = "_OWNER.json"
 POINTER = "_LATEST"
 RUNS = "runs"
-STALE_SECONDS = 24 * 3600
 STAGING_ROOT = "/tmp/deepiqa-staging"
 
 
@@ -79,29 +78,6 @@ class Run:
         if "://" in uri or uri.startswith(("hdfs:", "dbfs:")):
             raise UsageError(f"{uri} is not on a local (or mounted) file system")
         return uri
-
-
-def owner_record() -> str:
-    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
-
-
-def alive(storage: Storage, folder: str) -> bool:
-    """Whether the run that owns ``folder`` may still be writing it (see the module docstring)."""
-    try:
-        owner = json.loads(storage.read_text(join(folder, OWNER)) or "")
-    except ValueError:
-        return False
-    if time.time() - owner.get("started", 0) > STALE_SECONDS:
-        return False
-    if owner.get("host") != socket.gethostname():
-        return True  # another machine's run: only its age can tell
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except (ProcessLookupError, KeyError, ValueError, TypeError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_deepiqa_output(storage: Storage, target: str) -> bool:
@@ -158,18 +134,24 @@ def recover(storage: Storage, target: str, keep: str | None = None) -> None:
 
 
 @contextmanager
-def _released(storage: Storage, work: str) -> Iterator[None]:
-    """Let go of the work folder however the run ends: its owner record goes (what it holds
-    is resumable with --resume); a run that failed before writing anything leaves no empty
-    folder behind (a usage error once left ``.OUT.staging-*`` beside OUT every time)."""
+def _held(storage: Storage, work: str) -> Iterator[None]:
+    """Hold the work folder's lease while the run writes it and let go however the run ends
+    (what it holds is resumable with --resume); a run that failed before writing anything
+    leaves no empty folder behind (a usage error once left ``.OUT.staging-*`` beside OUT)."""
+    lease = Lease(storage, work).acquire(settle=0)
     try:
         yield
     except BaseException:
-        storage.delete(join(work, OWNER))
+        lease.release()
         if not storage.list(work):
             storage.delete(work)
         raise
-    storage.delete(join(work, OWNER))
+    lease.release()
+
+
+def _check_free(storage: Storage, work: str) -> None:
+    if alive(storage, work):
+        raise StateBusyError(held_message(read_owner(storage, work) or {}, work))
 
 
 @contextmanager
@@ -177,16 +159,15 @@ def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, ke
     parent, name = parent_and_name(target)
     work = join(parent, f".{name}.staging-{key}")
     resumable = resume and storage.exists(work) and not storage.exists(join(work, COMPLETE_MARKER))
-    if resumable and alive(storage, work):
-        raise UsageError(f"another run is writing {work}; wait for it or stop it")
+    if resumable:
+        _check_free(storage, work)
     recover(storage, target, keep=work if resumable else None)
     _check_target(storage, target, overwrite)
     if not resumable and storage.exists(work):
         storage.delete(work)
     storage.mkdirs(work)
-    storage.write_text(join(work, OWNER), owner_record())
     run = Run(work, storage, resumable, "rename", target, published=target)
-    with _released(storage, work):
+    with _held(storage, work):
         yield run
     storage.write_text(join(work, COMPLETE_MARKER), _now() + "\n")
     old = join(parent, f".{name}.old-{key}")
@@ -264,17 +245,16 @@ def _pointer_run(
         resumable = resume and bool(unfinished)
         name = max(unfinished) if resumable else _new_name(key)
         work = join(target, RUNS, name)
-    if resumable and alive(work_storage, work):
-        raise UsageError(f"another run is writing {work}; wait for it or stop it")
+    if resumable:
+        _check_free(work_storage, work)
     current = _claim(storage, target, overwrite, resumable)
     _pointer_cleanup(storage, target, keep={n for n in (current, name) if n})
     if not resumable and work_storage.exists(work):
         work_storage.delete(work)
     work_storage.mkdirs(work)
-    work_storage.write_text(join(work, OWNER), owner_record())
     run_folder = join(target, RUNS, name)
     run = Run(work, work_storage, resumable, "pointer", target, run_folder, export is not None)
-    with _released(work_storage, work):
+    with _held(work_storage, work):
         yield run
     if export is not None:
         export(run)

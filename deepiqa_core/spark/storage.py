@@ -40,6 +40,7 @@ class Storage(Protocol):
     def rename(self, src: str, dst: str) -> None: ...
     def read_text(self, uri: str) -> str | None: ...
     def write_text(self, uri: str, text: str) -> None: ...
+    def create_new(self, uri: str, text: str) -> bool: ...
     def modified(self, uri: str) -> float: ...
 
 
@@ -126,6 +127,21 @@ class HadoopStorage:
         finally:
             stream.close()
 
+    def create_new(self, uri: str, text: str) -> bool:
+        """Write ``uri`` only if it does not exist (False if it does): atomic on HDFS, a
+        check-then-create on local disks and S3A (``leases`` reads back to settle the rest)."""
+        try:
+            stream = self._fs.create(self._path(uri), False)
+        except Exception as exc:  # noqa: BLE001 - py4j wraps Java's exception
+            if "FileAlreadyExists" in str(exc) or self.exists(uri):
+                return False
+            raise
+        try:
+            stream.write(bytearray(text.encode()))
+        finally:
+            stream.close()
+        return True
+
     def modified(self, uri: str) -> float:
         return self._fs.getFileStatus(self._path(uri)).getModificationTime() / 1000.0
 
@@ -185,6 +201,18 @@ class S3Storage:
     def write_text(self, uri: str, text: str) -> None:
         bucket, key = self._key(uri)
         s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode())
+
+    def create_new(self, uri: str, text: str) -> bool:
+        """A conditional PUT (``If-None-Match: *``): False when the object exists."""
+        bucket, key = self._key(uri)
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode(), IfNoneMatch="*")
+        except Exception as exc:  # noqa: BLE001 - botocore's ClientError
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
 
     def modified(self, uri: str) -> float:
         bucket, key = self._key(uri)
