@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .audit.options import AUDIT_EPILOG_PARTS, add_audit_arguments
+from .audit.outcome import build_parser as build_outcome_parser
 from .batch import BatchScorer, ImageRow, RowResult
 from .cli_training import add_training_commands
 from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
@@ -281,6 +282,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
         session.stop()
 
 
+def cmd_outcome(args: argparse.Namespace) -> int:
+    from .audit.outcome import OUTCOME, judge, read_outcome
+
+    try:
+        text = read_outcome(args.state)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - credentials, network: the run's state is unknown
+        print(f"FAILED: could not read {args.state}/{OUTCOME}: {exc}")
+        return ExitCode.FAILED
+    code, line = judge(text, args.max_age_hours)
+    print(line)
+    return code
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     print(SAMPLES)
     return ExitCode.OK
@@ -376,6 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_arguments(audit)
     add_scoring_arguments(audit, error_rate=False)
     audit.set_defaults(func=cmd_audit)
+
+    outcome_help = build_outcome_parser("deepiqa outcome")
+    outcome = sub.add_parser(
+        "outcome",
+        help="exit by the last audit's outcome (STATE/_OUTCOME): 0 ok, 1 alert, 3 failed",
+        description=outcome_help.description,
+        parents=[outcome_help],
+        add_help=False,
+    )
+    outcome.set_defaults(func=cmd_outcome)
 
     samples = sub.add_parser("samples", help="print the folder of the bundled sample images")
     samples.set_defaults(func=cmd_samples)

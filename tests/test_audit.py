@@ -334,3 +334,87 @@ def test_a_live_lease_refuses_with_exit_3_and_a_dead_one_is_taken_over(
     owner.write_text(json.dumps({**other, "started": now - 600}))
     assert audit(args, spark=spark) == 0
     assert len(_latest(state)["runs"]) == 3
+
+
+def test_night_two_names_what_changed_and_writes_its_outcome(
+    spark, audit, weights_dir, tmp_path, capsys
+):
+    from deepiqa_core.cli import main as deepiqa
+
+    lib = _library(tmp_path / "lib", 6)
+    state = tmp_path / "state"
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    rules = ["--alert", "library>0", "--alert", "worse(-1000)>0", "--alert", "worse(1000)>0"]
+    rules += ["--alert", "new_below(1e9)>0"]
+    args = [str(lib), "--state", str(state), "--weights", nr, *rules]
+    assert audit(args, spark=spark) == 1  # library>0 and new_below fire on the first night
+    first = _summary(state)
+    first_run = first["run_id"]
+    assert first["outcome"] == "alert" and first["changes"]["new"]["count"] == 6
+    assert [(a["rule"], a["status"]) for a in first["alerts"] if a["fired"]] == [
+        ("library>0", "new"),
+        ("new_below(1e9)>0", "new"),
+    ]
+    before = _snapshot(state).set_index("uri")["score"]
+    files = sorted(lib.rglob("img*.png"))
+    changed, removed, broken = files[0], files[1], files[2]
+    changed.write_bytes(encode(make_image(40, 72, seed=99)))
+    removed.unlink()
+    broken.write_bytes(b"no longer an image")
+    (lib / "a" / "img100.png").write_bytes(encode(make_image(40, 72, seed=100)))
+    capsys.readouterr()
+    assert audit(args, spark=spark) == 1
+    second = _summary(state)
+    changes = second["changes"]
+    assert {k: v["count"] for k, v in changes.items()} == {
+        "new": 1,
+        "changed": 1,
+        "removed": 1,
+        "newly_failing": 1,
+        "recovered": 0,
+    }
+    after = _snapshot(state).set_index("uri")["score"]
+    (row,) = changes["changed"]["rows"]
+    uri = row["uri"]
+    assert Path(uri.removeprefix("file:")).name == changed.name
+    assert row["before"] == pytest.approx(before[uri], abs=1e-3)
+    assert row["score"] == pytest.approx(after[uri], abs=1e-3)
+    assert row["drop"] == pytest.approx(before[uri] - after[uri], abs=1e-3)  # higher is better
+    assert changes["newly_failing"]["rows"][0]["error_code"] == "decode_error"
+    assert Path(changes["removed"]["rows"][0]["uri"].removeprefix("file:")).name == removed.name
+    status = {a["rule"]: (a["fired"], a["status"], a["since_run"]) for a in second["alerts"]}
+    assert status == {
+        "library>0": (True, "firing", first_run),
+        "worse(-1000)>0": (True, "new", second["run_id"]),
+        "worse(1000)>0": (False, "ok", None),
+        "new_below(1e9)>0": (True, "firing", first_run),
+    }
+    # where a scheduler looks: _OUTCOME, the run's _ALERT, and `deepiqa outcome`
+    outcome = json.loads((state / "_OUTCOME").read_text())
+    assert (outcome["outcome"], outcome["exit_code"], outcome["run_id"]) == (
+        "alert",
+        1,
+        second["run_id"],
+    )
+    assert json.loads((state / "runs" / second["run_id"] / "_ALERT").read_text())[0]["fired"]
+    assert not (state / "runs" / first_run / "_ALERT").exists() or first["alerted"]
+    capsys.readouterr()
+    assert deepiqa(["outcome", str(state), "--max-age-hours", "1"]) == 1
+    line = capsys.readouterr().out
+    assert line.startswith("ALERT:") and f"firing since run {first_run}" in line
+    # a run that could not be done says so in _OUTCOME; a clean night says ok
+    latest = state / "_LATEST"
+    good = latest.read_text()
+    latest.write_text(good[:20])
+    assert audit(args[:5], spark=spark) == 3
+    assert json.loads((state / "_OUTCOME").read_text())["outcome"] == "failed"
+    assert deepiqa(["outcome", str(state)]) == 3
+    assert "FAILED" in capsys.readouterr().out
+    latest.write_text(good)
+    assert audit(args[:5], spark=spark) == 0
+    assert json.loads((state / "_OUTCOME").read_text())["outcome"] == "ok"
+    assert deepiqa(["outcome", str(state), "--max-age-hours", "1"]) == 0
+    stale = json.loads((state / "_OUTCOME").read_text())
+    stale["finished_at"] = "2026-01-01T02:00:00Z"
+    (state / "_OUTCOME").write_text(json.dumps(stale))
+    assert deepiqa(["outcome", str(state), "--max-age-hours", "20"]) == 3

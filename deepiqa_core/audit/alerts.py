@@ -6,6 +6,10 @@ only mean something when it is known which way is better: a model whose weights 
 ``score_direction: unknown`` needs ``--score-direction`` before such a rule is accepted.
 ``*_drop`` metrics are how much worse the library got since the previous run, in that direction
 (positive = worse): ``median_drop>5`` fires when the median quality fell by more than 5.
+``worse(D)`` counts images whose content changed and whose score got worse by more than D
+(``worse(10)>0``: any image degraded in place); ``new_below(T)`` counts new images under T.
+A fired alert is ``new`` or ``firing`` since the first of the unbroken run of earlier runs in
+which the same rule fired (``mark_streaks``), so the on-call can tell news from a known issue.
 A metric without a value (``median_drop`` on a first run, ``p10`` with nothing scored) does not
 fire; the report says so.
 """
@@ -27,6 +31,8 @@ METRICS: dict[str, tuple[bool, bool, str]] = {
     "mean": (True, False, "mean of the library's scores"),
     "share_below": (True, True, "share_below(T): share of the library's scored images < T"),
     "share_above": (True, True, "share_above(T): share of the library's scored images > T"),
+    "worse": (True, True, "worse(D): changed images whose score got worse by more than D"),
+    "new_below": (True, True, "new_below(T): new images (first seen this run) scoring < T"),
     "median_drop": (True, False, "median quality drop since the previous run (+ = worse)"),
     "p10_drop": (True, False, "p10 quality drop since the previous run (+ = worse)"),
     "mean_drop": (True, False, "mean quality drop since the previous run (+ = worse)"),
@@ -108,3 +114,21 @@ def evaluate(
             {"rule": rule.text, "metric": rule.metric, "value": value, "fired": bool(fired)}
         )
     return results
+
+
+def mark_streaks(alerts: list[dict], earlier: list[dict], run_id: str, started_at: str) -> None:
+    """Give each alert its ``status``: ``ok``, ``new`` (fired now, not in the previous run) or
+    ``firing`` since ``since_run`` (the first run of the unbroken streak in ``earlier``, the
+    previous runs' summaries, oldest first)."""
+    for alert in alerts:
+        if not alert["fired"]:
+            alert.update(status="ok", since_run=None, since=None)
+            continue
+        since = {"run_id": run_id, "started_at": started_at}
+        for summary in reversed(earlier):
+            rules = {a.get("rule"): a for a in summary.get("alerts", []) if isinstance(a, dict)}
+            if not rules.get(alert["rule"], {}).get("fired"):
+                break
+            since = summary
+        status = "new" if since["run_id"] == run_id else "firing"
+        alert.update(status=status, since_run=since["run_id"], since=since.get("started_at"))

@@ -14,7 +14,9 @@ One run over a library (any input the score job takes) with a state folder it ow
 4. publish (``AuditState.publish``: ``_LATEST`` written last).
 
 Exit codes: 0 published, no alert; 1 published and an alert fired; 2 usage; 3 not done
-(nothing published, the previous state untouched).
+(nothing published, the previous state untouched; another run's live lease included). The
+same outcome is written to ``STATE/_OUTCOME`` for schedulers that cannot see the exit code
+(``deepiqa_core.audit.outcome``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ..audit.alerts import AlertRule, check_direction, evaluate
+from ..audit.alerts import AlertRule, check_direction, evaluate, mark_streaks
+from ..audit.outcome import failed_outcome, run_outcome
 from ..batch import OUTPUT_COLUMNS
 from ..errors import AuditStateError
 from ..exits import ExitCode
@@ -95,10 +98,15 @@ def audit(spark: SparkSession, spec: AuditSpec) -> dict:
     state.open(rebuild=spec.full)
     try:
         run_id = new_run_id()
-        summary = _run(spark, spec, model, state, run_id, direction, started_at, started)
-        if spec.stop_before_publish:
-            os.kill(os.getpid(), signal.SIGKILL)
-        state.publish(run_id, started_at[:10], model.sha256)
+        try:
+            summary = _run(spark, spec, model, state, run_id, direction, started_at, started)
+            if spec.stop_before_publish:
+                os.kill(os.getpid(), signal.SIGKILL)
+            state.publish(run_id, started_at[:10], model.sha256)
+        except BaseException as exc:
+            state.write_outcome(failed_outcome(run_id, exc))
+            raise
+        state.write_outcome(run_outcome(summary))
     finally:
         state.close()
     return summary
@@ -216,9 +224,11 @@ def _run(
     snapshot = spark.read.parquet(work("snapshot"))
 
     earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
+    changes = stats.changes(history, previous, direction != "lower_better")
     summary, error_rows = _numbers(
-        spec, model, state, direction, snapshot, history, by_reason, earlier
+        spec, model, state, direction, snapshot, history, by_reason, earlier, changes
     )
+    mark_streaks(summary["alerts"], earlier, run_id, started_at)
     summary.update(
         run_id=run_id,
         started_at=started_at,
@@ -269,6 +279,7 @@ def _numbers(
     history: DataFrame,
     by_reason: dict[str, int],
     earlier: list[dict],
+    changes: stats.Changes,
 ) -> tuple[dict, list[dict]]:
     """summary.json's numbers (counts, library and run statistics, histogram, folders, alerts)
     and a few of this run's failed rows for the report."""
@@ -323,6 +334,10 @@ def _numbers(
     def value_of(rule: AlertRule) -> float | None:
         if rule.metric in ("share_below", "share_above"):
             return stats.share(active, "<" if rule.metric == "share_below" else ">", rule.arg)
+        if rule.metric == "worse":
+            return changes.worse(rule.arg)
+        if rule.metric == "new_below":
+            return changes.new_below(rule.arg)
         return values[rule.metric]
 
     alerts = evaluate(spec.alerts, value_of)
@@ -342,6 +357,8 @@ def _numbers(
         "run_stats": run_stats,
         "alerts": alerts,
         "alerted": any(a["fired"] for a in alerts),
+        "outcome": "alert" if any(a["fired"] for a in alerts) else "ok",
+        "changes": changes.lists(),
         "histogram": stats.histogram(active, run_rows if run_stats["images"] else None, low, high),
         "folders": folders,
         "folders_truncated": truncated,

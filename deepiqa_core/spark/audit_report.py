@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..audit.outcome import ALERT
 from ..audit.pictures import quality_maps
 from ..audit.report import render_report, thumbnail
 from ..sources import read_bytes
@@ -98,6 +99,11 @@ def write_report(
         state.work(run_id, "report", "summary.json"), json.dumps(summary, indent=2) + "\n"
     )
     state.storage.write_text(state.work(run_id, "report", "report.html"), html)
+    if summary["alerted"]:
+        fired = [a for a in summary["alerts"] if a["fired"]]
+        state.storage.write_text(
+            state.work(run_id, "report", ALERT), json.dumps(fired, indent=1) + "\n"
+        )
 
 
 def _trend_point(summary: dict) -> dict:

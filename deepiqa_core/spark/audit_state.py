@@ -10,7 +10,9 @@ Layout (``STATE`` is any URI the cluster's Hadoop file system layer writes: a pa
                                        removed) in run R
     snapshots/R/                       Parquet: the library after run R, one row per image
                                        ever seen (latest result; ``removed`` flags the gone)
-    runs/R/summary.json, report.html   what run R found
+    runs/R/summary.json, report.html   what run R found (``_ALERT`` too when an alert fired)
+    _OUTCOME                           JSON: how the last run that held the state ended
+                                       (ok | alert | failed), for schedulers (``outcome``)
     _work/R/                           scratch of the run in progress
     _OWNER.json                        the run in progress: its lease (``leases``: host, pid,
                                        start, last renewal), one run at a time
@@ -28,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audit.outcome import OUTCOME, failed_outcome
 from ..errors import AuditStateError
 from ..exits import UsageError
 from ..outputs import MARKER, marker_text
@@ -114,7 +117,8 @@ class AuditState:
         self.lease = Lease(s, self.uri).acquire()
         try:
             self._recover(rebuild)
-        except BaseException:
+        except BaseException as exc:
+            self.write_outcome(failed_outcome(None, exc))
             self.close()  # a state this run could not open stays free for the next one
             raise
 
@@ -158,6 +162,13 @@ class AuditState:
         snapshot = f"{SNAPSHOTS}/{last}" if last and s.exists(self.path(SNAPSHOTS, last)) else None
         print(f"deepiqa: {self.path(LATEST)} rebuilt from the history ({len(runs)} runs)")
         return Latest(last, snapshot, None, runs, partitions)
+
+    def write_outcome(self, record: dict) -> None:
+        """``_OUTCOME`` (while this run holds the lease); best effort when the run failed."""
+        try:
+            self.storage.write_text(self.path(OUTCOME), json.dumps(record, indent=1) + "\n")
+        except Exception as exc:  # noqa: BLE001 - the run's own error is the one to report
+            print(f"deepiqa: warning: could not write {self.path(OUTCOME)} ({exc})")
 
     def close(self) -> None:
         if self.lease is not None:

@@ -7,6 +7,7 @@ histogram is bucket counts; the folder table is capped at the ``FOLDER_LIMIT`` l
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -169,3 +170,92 @@ def errors(rows: DataFrame, examples: int = 20) -> tuple[dict[str, int], list[di
         for r in sample.limit(examples).collect()
     ]
     return dict(sorted(counts.items())), rows_out
+
+
+CHANGES_CAP = 50  # rows per list in summary.json and the report; the counts are complete
+
+
+@dataclass
+class Changes:
+    """What changed since the previous run, as Spark frames: ``new`` (reason new),
+    ``rescored`` (rescored rows with ``before``/``before_error`` and ``drop``: + = worse in
+    the score's direction) and ``removed``. ``lists`` brings the capped lists to the driver."""
+
+    new: DataFrame
+    rescored: DataFrame
+    removed: DataFrame
+
+    def changed(self) -> DataFrame:
+        """Images whose content changed and that have a score before and after."""
+        return self.rescored.where(
+            (F.col("reason") == "changed")
+            & F.col("score").isNotNull()
+            & F.col("before").isNotNull()
+        )
+
+    def worse(self, by: float) -> int:
+        return self.changed().where(F.col("drop") > by).count()
+
+    def new_below(self, threshold: float) -> int:
+        return self.new.where(F.col("score") < threshold).count()
+
+    def lists(self, cap: int = CHANGES_CAP) -> dict:
+        failing = self.rescored.where(
+            F.col("error_code").isNotNull() & F.col("before_error").isNull()
+        )
+        recovered = self.rescored.where(
+            F.col("error_code").isNull() & F.col("before_error").isNotNull()
+        )
+        frames = {
+            "new": self.new.orderBy(F.asc_nulls_first("score"), "id"),
+            "changed": self.changed().orderBy(F.desc("drop"), "id"),
+            "removed": self.removed.orderBy("id"),
+            "newly_failing": failing.orderBy("id"),
+            "recovered": recovered.orderBy("id"),
+        }
+        columns = {
+            "new": ["uri", "score", "error_code"],
+            "changed": ["uri", "before", "score", "drop"],
+            "removed": ["uri", "score"],
+            "newly_failing": ["uri", "before", "error_code", "error_message"],
+            "recovered": ["uri", "before_error", "score"],
+        }
+        out = {}
+        for name, frame in frames.items():
+            rows = frame.select("id", *columns[name]).limit(cap).collect()
+            out[name] = {
+                "count": frame.count(),
+                "rows": [_change_row(r.asDict()) for r in rows],
+            }
+        return out
+
+
+def _change_row(row: dict) -> dict:
+    row["uri"] = row["uri"] or row.pop("id")
+    row.pop("id", None)
+    for key in ("score", "before", "drop"):
+        if key in row:
+            row[key] = _round(row[key])
+    return row
+
+
+def changes(history: DataFrame, previous: DataFrame | None, higher_better: bool) -> Changes:
+    """This run's ``history`` rows against the ``previous`` snapshot (None on a first run)."""
+    scored = history.where(F.col("event") == "scored")
+    new = scored.where(F.col("reason") == "new")
+    if previous is None:
+        before = scored.sparkSession.createDataFrame(
+            [], "id string, before double, before_error string"
+        )
+    else:
+        before = previous.where(~F.col("removed")).select(
+            "id", F.col("score").alias("before"), F.col("error_code").alias("before_error")
+        )
+    drop = F.col("before") - F.col("score") if higher_better else F.col("score") - F.col("before")
+    rescored = (
+        scored.where(F.col("reason") != "new")
+        .join(before, on="id", how="inner")
+        .withColumn("drop", drop)
+    )
+    removed = history.where(F.col("event") == "removed")
+    return Changes(new, rescored, removed)
