@@ -389,6 +389,13 @@ def test_night_two_names_what_changed_and_writes_its_outcome(
         "worse(1000)>0": (False, "ok", None),
         "new_below(1e9)>0": (True, "firing", first_run),
     }
+    assert second["arguments"]["alerts"] == rules[1::2]  # the rules used, as written
+    html = (state / "runs" / second["run_id"] / "report.html").read_text()
+    section = html[html.index("What changed since the previous run") :]
+    assert 'id="changed-gallery"' in section and "data:image/jpeg" in section
+    table = section[section.index('id="changes-changed"') :]
+    assert changed.name in table[: table.index("</table>")]
+    assert "firing since run <code>" + first_run in html
     # where a scheduler looks: _OUTCOME, the run's _ALERT, and `deepiqa outcome`
     outcome = json.loads((state / "_OUTCOME").read_text())
     assert (outcome["outcome"], outcome["exit_code"], outcome["run_id"]) == (

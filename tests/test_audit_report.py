@@ -137,16 +137,22 @@ def test_header_and_headline_numbers(rendered):
 
 def test_fired_alerts_are_red_and_listed():
     s = samples.summary()
-    s["alerts"][0].update(value=38.0, fired=True)
+    s["alerts"][0].update(value=38.0, fired=True, status="firing", since_run="R1", since="D1")
+    s["alerts"][1].update(value=0.02, fired=True, status="new")
     s["alerted"] = True
     text = render_report(s, samples.extras())
-    assert card(text, "alerts") == "1 fired"
+    assert card(text, "alerts") == "2 fired"
     assert '<div class="card bad">' in text
     rows = re.findall(r"<tr><td><code>([^<]*)</code></td><td>[^<]*</td><td class=num>([^<]*)</td>"
-                      r"<td>(.*?)</td></tr>", text)  # fmt: skip
+                      r"<td>(.*?)</td><td>(.*?)</td></tr>", text)  # fmt: skip
     assert rows == [
-        ("p10&lt;40", "38", '<span class="fired">yes</span>'),
-        ("error_rate&gt;0.01", "0.005", "no"),
+        (
+            "p10&lt;40",
+            "38",
+            '<span class="fired">yes</span>',
+            "firing since run <code>R1</code> (D1)",
+        ),
+        ("error_rate&gt;0.01", "0.02", '<span class="fired">yes</span>', "<b>new</b>"),
     ]
 
 

@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 
 THUMBNAIL_SIZE = 160
 # Quality maps are drawn at the image's full size; past this width they are shrunk for the page.
-MAP_MAX_WIDTH = 1500
+MAP_MAX_WIDTH = 960  # the page's width: wider maps are re-encoded (JPEG) to it
 MAP_MIN_WIDTH = 800  # ... and narrower ones are zoomed (x2) towards this
 _DASH = "\u2014"
 _SNIFF = (
@@ -109,7 +109,7 @@ def _page_map(png: bytes) -> tuple[bytes | None, int, int, int]:
             height = max(1, round(height * MAP_MAX_WIDTH / width))
             small = image.convert("RGB").resize((MAP_MAX_WIDTH, height), Image.Resampling.LANCZOS)
             buf = io.BytesIO()
-            small.save(buf, format="JPEG", quality=88)
+            small.save(buf, format="JPEG", quality=80)
             return buf.getvalue(), MAP_MAX_WIDTH, height, 1
     except Exception:  # noqa: BLE001 - unreadable or over Pillow's bomb limit: a placeholder
         return None, 0, 0, 1
@@ -283,8 +283,8 @@ def _legend(x: int, y: int, items: Sequence[tuple[str, str, str]]) -> str:
 
 
 def _histogram_svg(hist: Mapping, threshold: float | None, run_empty: bool) -> str:
-    """Library counts as bars (left axis), this run's counts as a step line (right axis): the
-    run is usually a small fraction of the library, so a shared axis would flatten it."""
+    """Library counts as bars, this run's counts as a step line, on one axis: both are counts
+    of images, and a second axis made a run of 5 images look as big as the library."""
     edges = [_num(v) for v in _list(hist.get("edges"))]
     bins = len(edges) - 1
     if bins < 1 or any(v is None for v in edges):
@@ -298,8 +298,9 @@ def _histogram_svg(hist: Mapping, threshold: float | None, run_empty: bool) -> s
 
     plot = _Plot(_CHART_WIDTH, 280, 64, 64, 34, 44)
     lo, hi = edges_f[0], edges_f[-1]
-    y_lib = _axis(0, max(library, default=0) or 1, integer=True)
-    parts = [plot.y_axis(y_lib, "images (library)", fmt=_whole, colour=_LIB)]
+    top = max([*library, *(run if show_run else [])], default=0) or 1
+    y_lib = _axis(0, top, integer=True)
+    parts = [plot.y_axis(y_lib, "images", fmt=_whole, colour=_LIB)]
     for i, count in enumerate(library):
         xa, xb = plot.sx(edges_f[i], lo, hi), plot.sx(edges_f[i + 1], lo, hi)
         ytop = plot.sy(count, 0, y_lib[-1])
@@ -310,11 +311,9 @@ def _histogram_svg(hist: Mapping, threshold: float | None, run_empty: bool) -> s
             f"{count:,.0f} in the library</title></rect>"
         )
     if show_run:
-        y_run = _axis(0, max(run), integer=True)
-        parts.append(plot.y_axis(y_run, "images (this run)", right=True, fmt=_whole, colour=_RUN))
         points = []
         for i, count in enumerate(run):
-            y = plot.sy(count, 0, y_run[-1])
+            y = plot.sy(count, 0, y_lib[-1])
             points += [(plot.sx(edges_f[i], lo, hi), y), (plot.sx(edges_f[i + 1], lo, hi), y)]
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(
@@ -519,6 +518,16 @@ def _card(label: str, value: str, detail: str = "", cls: str = "") -> str:
     )
 
 
+def _alert_status(alert: Mapping) -> str:
+    if not alert.get("fired"):
+        return ""
+    if alert.get("status") == "firing":
+        return (
+            f"firing since run <code>{_e(alert.get('since_run'))}</code> ({_e(alert.get('since'))})"
+        )
+    return "<b>new</b>" if alert.get("status") == "new" else ""
+
+
 def _headline(s: Mapping) -> str:
     counts = _dict(s.get("counts"))
     lib = _dict(s.get("library_stats"))
@@ -564,10 +573,11 @@ def _headline(s: Mapping) -> str:
                 _e(a.get("metric") or ""),
                 _e(_g(v)) if (v := _num(a.get("value"))) is not None else _DASH,
                 '<span class="fired">yes</span>' if a.get("fired") else "no",
+                _alert_status(a),
             )
             for a in alerts
         ]
-        table = _table(["rule", "metric", "value", "fired"], rows, ' id="alerts"', {2})
+        table = _table(["rule", "metric", "value", "fired", "since"], rows, ' id="alerts"', {2})
     else:
         table = '<p id="alerts" class="note">no alert rules configured</p>'
     return f'<section><h2>Headline</h2><div class="cards">{"".join(cards)}</div>{table}</section>'
@@ -679,6 +689,89 @@ def _gallery(
         f"<section><h2>{_e(title)}</h2><p class=note>{caption}</p>"
         f'<div class="gallery" id="{element_id}" style="--thumb:{max_thumb}px">{body}</div>'
         f"</section>"
+    )
+
+
+def _changes_section(s: Mapping, extras: Mapping) -> str:
+    """What changed since the previous run: counts, the top changed (before -> after, worst
+    drop first) and lowest new images with thumbnails, then every list as a table."""
+    changes = _dict(s.get("changes"))
+    if not changes:
+        return ""
+    names = {
+        "new": "new",
+        "changed": "changed (worst drop first)",
+        "removed": "removed",
+        "newly_failing": "newly failing",
+        "recovered": "recovered",
+    }
+    counts = "".join(
+        _card(label, _count(_dict(changes.get(k)).get("count"))) for k, label in names.items()
+    )
+    tiles = []
+    for item in _list(extras.get("changed")):
+        src = _data_uri(item.get("thumbnail"))
+        picture = (
+            f'<img src="{src}" alt="{_e(item.get("uri"))}">'
+            if src
+            else f'<div class="placeholder">{_e(item.get("note") or "no thumbnail")}</div>'
+        )
+        move = f"{_score(item.get('before'))} \u2192 {_score(item.get('score'))}"
+        tiles.append(
+            f'<figure class="tile">{picture}<figcaption><b class="score">{move}</b>'
+            f'<span class="uri">{_e(item.get("uri"))}</span></figcaption></figure>'
+        )
+    gallery = (
+        f'<div class="gallery" id="changed-gallery" style="--thumb:{THUMBNAIL_SIZE}px">'
+        f"{''.join(tiles)}</div>"
+        if tiles
+        else ""
+    )
+    tables = []
+    columns = {
+        "changed": (["image", "before", "after", "drop"], ["before", "score", "drop"]),
+        "new": (["image", "score", "error"], ["score"]),
+        "removed": (["image", "last score"], ["score"]),
+        "newly_failing": (["image", "before", "error"], ["before"]),
+        "recovered": (["image", "error before", "score"], ["score"]),
+    }
+    for key, (headers, scores) in columns.items():
+        block = _dict(changes.get(key))
+        rows = [r for r in _list(block.get("rows")) if isinstance(r, Mapping)]
+        if not rows:
+            continue
+        body = []
+        for r in rows:
+            cells = [f"<code>{_e(r.get('uri'))}</code>"]
+            for h in headers[1:]:
+                field = {
+                    "before": "before",
+                    "after": "score",
+                    "drop": "drop",
+                    "score": "score",
+                    "last score": "score",
+                    "error": "error_code",
+                    "error before": "before_error",
+                }[h]
+                value = r.get(field)
+                cells.append(
+                    _score(value) if field in scores or field == "score" else _e(value or _DASH)
+                )
+            body.append(cells)
+        more = int(_num(block.get("count")) or 0) - len(rows)
+        note = (
+            f'<p class="note">and {more:,} more (summary.json lists the first {len(rows)})</p>'
+            if more > 0
+            else ""
+        )
+        tables.append(
+            f"<h3>{_e(names[key])}</h3>"
+            + _table(headers, body, f' id="changes-{key}"', set(range(1, len(headers))))
+            + note
+        )
+    return (
+        '<section><h2>What changed since the previous run</h2><div class="cards">'
+        f"{counts}</div>{gallery}{''.join(tables)}</section>"
     )
 
 
@@ -917,6 +1010,7 @@ def render_report(summary: dict, extras: dict) -> str:
     sections = [
         _header(s),
         _headline(s),
+        _changes_section(s, x),
         _histogram_section(s),
         _folders_section(s, x),
         _galleries(s, x),

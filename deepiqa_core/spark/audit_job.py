@@ -234,12 +234,21 @@ def _run(
         started_at=started_at,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         seconds=round(time.perf_counter() - started, 2),
-        arguments=json.loads(json.dumps(asdict(replace(spec, alerts=())), default=str)),
+        arguments=_arguments(spec),
         alert_rules=[r.text for r in spec.alerts],
         versions=versions(spark),
     )
     write_report(spec, state, run_id, summary, snapshot, library, error_rows, earlier)
     return summary
+
+
+def _arguments(spec: AuditSpec) -> dict:
+    """The run's arguments as the report shows them: the rules as written, the threshold in
+    use (the first share_below rule's when none was given)."""
+    arguments = json.loads(json.dumps(asdict(replace(spec, alerts=())), default=str))
+    arguments.update(alerts=[r.text for r in spec.alerts], threshold=spec.resolved_threshold())
+    arguments.pop("stop_before_publish", None)
+    return arguments
 
 
 def _extras(scores: DataFrame) -> list[str]:
@@ -379,7 +388,14 @@ def format_audit(summary: dict) -> str:
     for alert in summary["alerts"]:
         mark = "FIRED" if alert["fired"] else "ok"
         lines.append(f"  alert {alert['rule']}: {mark} (value {alert['value']})")
-    lines.append(f"  report: {summary['report']}")
+    for name in ("changed", "newly_failing"):
+        for row in summary["changes"][name]["rows"][:5]:
+            detail = (
+                f"{row['before']} -> {row['score']}" if name == "changed" else row["error_code"]
+            )
+            lines.append(f"  {name.replace('_', ' ')}: {row['uri']} ({detail})")
+    report = summary["report"]
+    lines.append(f"  report: {local_path_of(report) or report}")
     return "\n".join(lines)
 
 

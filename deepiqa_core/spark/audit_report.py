@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .audit_job import AuditSpec
 
 TREND_RUNS = 90
+CHANGED_SHOWN = 8  # thumbnails of the worst drops in "What changed"
 
 
 def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
@@ -92,6 +93,7 @@ def write_report(
         ),
         "error_rows": error_rows,
         "trend": trend,
+        "changed": _changed_gallery(summary["changes"]["changed"]["rows"][:CHANGED_SHOWN], library),
     }
     html = render_report(summary, extras)
     summary["report_bytes"] = len(html.encode())
@@ -104,6 +106,17 @@ def write_report(
         state.storage.write_text(
             state.work(run_id, "report", ALERT), json.dumps(fired, indent=1) + "\n"
         )
+
+
+def _changed_gallery(rows: list[dict], library: DataFrame) -> list[dict]:
+    out = []
+    for row in _with_bytes(rows, library):
+        thumb = thumbnail(row["data"]) if row["data"] else None
+        note = None if thumb else "could not be read or decoded now"
+        out.append(
+            {**{k: v for k, v in row.items() if k != "data"}, "thumbnail": thumb, "note": note}
+        )
+    return out
 
 
 def _trend_point(summary: dict) -> dict:

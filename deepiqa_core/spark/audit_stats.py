@@ -231,8 +231,7 @@ class Changes:
 
 
 def _change_row(row: dict) -> dict:
-    row["uri"] = row["uri"] or row.pop("id")
-    row.pop("id", None)
+    row["uri"] = row["uri"] or row["id"]
     for key in ("score", "before", "drop"):
         if key in row:
             row[key] = _round(row[key])
