@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import textwrap
+import time
 import tomllib
 from pathlib import Path
 
@@ -178,7 +179,12 @@ out = {"import_errors": {str(k): v for k, v in bag.import_errors.items()},
        "dag_ids": sorted(bag.dag_ids)}
 dag = bag.dags.get("deepiqa_nightly_audit")
 if dag is not None:
-    (task,) = dag.tasks
+    task = dag.get_task("audit")
+    out["tasks"] = {
+        t.task_id: {"upstream": sorted(t.upstream_task_ids), "retries": t.retries,
+                    "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule)}
+        for t in dag.tasks
+    }
     out.update(
         schedule=dag.timetable.expression, timezone=str(dag.timetable.timezone),
         catchup=dag.catchup, max_active_runs=dag.max_active_runs, task_id=task.task_id,
@@ -200,8 +206,52 @@ if dag is not None:
             with open(os.environ["FAKE_SPARK_ARGV"]) as f:
                 argv = f.read().split("\\0")[:-1]
         out["runs"][code] = {"error": error, "argv": argv}
+    # the checks, on each outcome the audit can leave in STATE (the release's files from the
+    # checkout: DEEPIQA_HOME is made up)
+    out["checks"] = {}
+    state = os.environ["CHECK_STATE"]
+    os.makedirs(state, exist_ok=True)
+    for name, text in json.loads(os.environ["OUTCOMES"]).items():
+        path = os.path.join(state, "_OUTCOME")
+        if text is None:
+            if os.path.exists(path):
+                os.remove(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+        result = {}
+        for task_id in ("check_run", "check_alerts"):
+            check = dag.get_task(task_id)
+            home, checkout = os.environ["DEEPIQA_HOME"], os.environ["CHECKOUT"]
+            check.bash_command = check.bash_command.replace(home, checkout).replace(
+                "s3a://media/deepiqa/audit", state  # the DAG's default STATE
+            )
+            try:
+                check.execute({})
+                result[task_id] = None
+            except Exception as exc:
+                result[task_id] = f"{type(exc).__name__}: {exc}"
+        out["checks"][name] = result
 print(json.dumps(out))
 """
+
+
+def _outcomes() -> dict[str, str | None]:
+    """What a night can leave in STATE/_OUTCOME: written the way the audit writes them."""
+    from deepiqa_core.audit.outcome import failed_outcome, run_outcome
+    from deepiqa_core.errors import StateBusyError
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    alert = {"rule": "p10<40", "value": 31.5, "fired": True, "status": "new", "since_run": "R2"}
+    ok = {"outcome": "ok", "alerts": [], "run_id": "R1", "finished_at": now, "report": "r"}
+    stale = run_outcome({**ok, "finished_at": "2026-01-01T02:00:00Z"})
+    return {
+        "ok": json.dumps(run_outcome(ok)),
+        "alert": json.dumps(run_outcome({**ok, "outcome": "alert", "alerts": [alert]})),
+        "failed": json.dumps(failed_outcome("R3", StateBusyError("another run holds it"))),
+        "stale": json.dumps(stale),  # last night's: tonight's run never finished
+        "missing": None,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +284,9 @@ def airflow_probe(tmp_path_factory) -> dict:
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(CONNECTION),
         "DEEPIQA_HOME": HOME,
         "FAKE_SPARK_ARGV": str(tmp / "argv"),
+        "CHECK_STATE": str(tmp / "state"),
+        "CHECKOUT": str(ROOT),
+        "OUTCOMES": json.dumps(_outcomes()),
     }
     done = subprocess.run(
         [str(python), "-c", PROBE, str(INFRA / "airflow")],
@@ -260,6 +313,22 @@ def test_airflow_loads_the_dag_without_a_database(airflow_probe):
         "airflow.providers.apache.spark.operators.spark_submit.SparkSubmitOperator"
     )
     assert airflow_probe["retries"] == 0  # see the DAG: an alert must not be rerun
+    tasks = airflow_probe["tasks"]
+    assert tasks["check_run"]["upstream"] == ["audit"]
+    assert tasks["check_run"]["trigger_rule"] == "all_done"  # whatever the audit task did
+    assert tasks["check_alerts"]["upstream"] == ["check_run"]
+    assert all(t["retries"] == 0 for t in tasks.values())
+
+
+@pytest.mark.slow
+def test_airflow_tells_an_alert_from_a_broken_job_by_the_outcome(airflow_probe):
+    """The task that fails says which: check_run for a run that failed or never finished,
+    check_alerts for a fired alert (its log names the rule); both pass on a clean night."""
+    checks = airflow_probe["checks"]
+    assert checks["ok"] == {"check_run": None, "check_alerts": None}
+    assert checks["alert"]["check_run"] is None and checks["alert"]["check_alerts"] is not None
+    for broken in ("failed", "stale", "missing"):
+        assert checks[broken]["check_run"] is not None, (broken, checks[broken])
 
 
 @pytest.mark.slow

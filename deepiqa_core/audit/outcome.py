@@ -9,11 +9,11 @@ code. The audit therefore also writes its outcome into the state:
   their status (new / firing since run R), the report's URI, or the error of a failed run;
 * ``STATE/runs/R/_ALERT`` (JSON): present only in a run where an alert fired.
 
-``python -m deepiqa_core.audit.outcome STATE`` (or ``deepiqa outcome STATE``) reads
-``_OUTCOME`` and exits by it: 0 ok, 1 alert, 3 failed, or no outcome newer than
-``--max-age-hours`` (the audit did not run, or died before it could write one). It needs only
-the standard library (and boto3 for ``s3://``/``s3a://``), so a scheduler's worker runs it from
-the release zip on ``PYTHONPATH`` without Spark or torch.
+``deepiqa outcome STATE`` or ``python3 jobs/audit_outcome.py STATE`` reads ``_OUTCOME`` and
+exits by it: 0 ok, 1 alert, 3 failed, or no outcome newer than ``--max-age-hours`` (the audit
+did not run, or died before it could write one). This module needs only the standard library
+(and boto3 for ``s3://``/``s3a://``), so ``jobs/audit_outcome.py`` runs it on a scheduler's
+worker from the release zip, without Spark or torch.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def judge(text: str | None, max_age_hours: float | None) -> tuple[int, str]:
     return 3, f"FAILED: {where}: {record.get('error_code')}: {record.get('error')}"
 
 
-def build_parser(prog: str = "python -m deepiqa_core.audit.outcome") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python3 jobs/audit_outcome.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Exit by the last audit's outcome (STATE/_OUTCOME): 0 ok, 1 an alert "
@@ -142,7 +142,7 @@ def build_parser(prog: str = "python -m deepiqa_core.audit.outcome") -> argparse
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args = build_parser(prog or "python -m deepiqa_core.audit.outcome").parse_args(argv)
+    args = build_parser(prog or "python3 jobs/audit_outcome.py").parse_args(argv)
     try:
         text = read_outcome(args.state)
     except Exception as exc:  # noqa: BLE001 - credentials, network, a bad URI: one line

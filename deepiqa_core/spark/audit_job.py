@@ -46,6 +46,7 @@ from .audit_state import HISTORY, REBUILD_HINT, AuditState, new_run_id
 from .inputs import first_line
 from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job, versions
 from .scoring import BroadcastModel
+from .session import driver_file
 from .storage import local_path_of
 
 REASONS = ("new", "changed", "model", "retry", "full", "unchanged")
@@ -81,7 +82,7 @@ class AuditSpec:
 
 def run_audit(spark: SparkSession, spec: AuditSpec) -> int:
     """Run, publish and print one audit; the exit code (see the module docstring)."""
-    summary = audit(spark, spec)
+    summary = audit(spark, replace(spec, weights=driver_file(spec.weights)))
     print(format_audit(summary))
     return ExitCode.THRESHOLD if summary["alerted"] else ExitCode.OK
 

@@ -46,6 +46,7 @@ from .inputs import read_inputs
 from .patches import explode_patches
 from .publish import Run, fingerprint, publish
 from .scoring import BroadcastModel
+from .session import driver_file
 from .storage import join, local_path_of
 from .summary import format_summary, summarise
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
@@ -142,7 +143,7 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
     """Run each spec, print its summary; the exit code (``deepiqa_core.exits``) of the worst."""
     worst = ExitCode.OK
     for spec in specs:
-        summary = run_score_job(spark, spec)
+        summary = run_score_job(spark, replace(spec, weights=driver_file(spec.weights)))
         print(format_summary(summary))
         code = threshold_code(summary["failed"], summary["rows_in"], spec.scoring.max_error_rate)
         if code != ExitCode.OK:

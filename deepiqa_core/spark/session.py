@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -37,6 +38,22 @@ def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def driver_file(path: Path) -> Path:
+    """``path``, or the driver's copy of a file shipped with ``spark-submit --files`` under
+    that name. In cluster deploy mode the shipped file is in the driver's working folder (the
+    bare name works); in client mode it is only in SparkFiles' folder. One ``--weights NAME``
+    with ``--files /path/NAME`` then works in both modes (the Airflow DAG relies on it)."""
+    if path.is_file() or path.is_absolute() or len(path.parts) != 1:
+        return path
+    from pyspark import SparkFiles
+
+    try:
+        shipped = Path(SparkFiles.get(path.name))
+    except Exception:  # noqa: BLE001 - no SparkContext: nothing was shipped
+        return path
+    return shipped if shipped.is_file() else path
 
 
 def run_job(

@@ -19,6 +19,23 @@ task runs ``spark-submit`` on the Airflow worker, so each worker needs:
   command in the README ("Nightly audit"), with the paths under ``DEEPIQA_HOME``;
   tests/test_schedulers.py checks this with the provider's own SparkSubmitHook.
 
+Three tasks, so that the on-call tells an alert from a broken job by the task that failed:
+
+* ``audit``: spark-submit of the audit. In cluster deploy mode spark-submit exits 1 for any
+  failed application, so this task's own state cannot say why it failed; the DAG run's outcome
+  comes from the two checks after it.
+* ``check_run`` (runs whatever ``audit`` did): reads ``STATE/_OUTCOME``, which the audit writes
+  whenever it held the state (``deepiqa_core.audit.outcome``), and fails when the run failed or
+  left no fresh outcome (killed, never started, timed out): **the job is broken**.
+* ``check_alerts`` (after ``check_run`` succeeded): fails when an alert rule fired; its log
+  names each rule, its value, whether it is new or firing since an earlier run, and the report:
+  **the library needs attention**.
+
+The checks run ``python3 jobs/audit_outcome.py`` from ``DEEPIQA_HOME`` (it loads the outcome
+reader from the release zip: standard library only, boto3 for an ``s3a://``/``s3://`` state with
+the worker's AWS credentials), so the worker needs ``python3`` and, for S3, boto3 (the Amazon
+provider brings it); neither Spark nor torch.
+
 Settings are environment variables read when the file is parsed, not Airflow Variables: in
 Airflow 3 a ``Variable.get`` at parse time goes to the API server or the metadata database on
 every parse, and the DAG processor and the workers both parse this file. Set them in the
@@ -32,20 +49,25 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
 DEEPIQA_HOME = os.environ.get("DEEPIQA_HOME", "/opt/deepiqa")
 LIBRARY = os.environ.get("DEEPIQA_AUDIT_LIBRARY", "s3a://media/library/")
 STATE = os.environ.get("DEEPIQA_AUDIT_STATE", "s3a://media/deepiqa/audit")
-# The weights file, on the Airflow worker. The job reads --weights as a local path on the driver
-# (it then broadcasts the network), and in cluster deploy mode the driver runs on a cluster node:
-# spark-submit ships the file (--files) into the driver's working folder, where --weights names it.
-# (With a client deploy mode connection the driver runs here: pass the full path instead.)
+# The weights file, on the Airflow worker. spark-submit ships it (--files) and the job is given
+# its bare name (--weights NAME): in cluster deploy mode the driver finds it in its working
+# folder, in client mode in SparkFiles' folder (deepiqa_core.spark.session.driver_file), so the
+# same task works with either kind of connection.
 WEIGHTS = os.environ.get(
     "DEEPIQA_AUDIT_WEIGHTS", os.path.join(DEEPIQA_HOME, "models", "wadiqam-nr.safetensors")
 )
 # the zip infra/build_wheel.sh writes; the version is the one in pyproject.toml
 PY_FILES = os.path.join(DEEPIQA_HOME, "dist", "deepiqa-0.1.0-py3-none-any.zip")
+PYTHON = os.environ.get("DEEPIQA_PYTHON", "python3")  # for the outcome checks, on the worker
+# An outcome older than this when the checks run is "tonight's audit did not finish": longer
+# than the audit task's execution_timeout (below), shorter than a day.
+OUTCOME_MAX_AGE_HOURS = 13
 
 # Alert rules: when one fires the job still publishes the run (report at
 # STATE/runs/<run_id>/report.html, STATE/_LATEST names it) and exits 1.
@@ -57,7 +79,8 @@ for rule in ALERTS:
 
 with DAG(
     dag_id="deepiqa_nightly_audit",
-    description="DeepIQA quality audit of the media library; fails when an alert rule fires",
+    description="DeepIQA quality audit of the media library: check_run fails when the job is "
+    "broken, check_alerts when an alert rule fired",
     schedule="0 2 * * *",  # 02:00 UTC every night
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     # A missed night is not made up: each audit looks at the library as it is now, so running
@@ -69,7 +92,7 @@ with DAG(
     tags=["deepiqa", "audit"],
     doc_md=__doc__,
 ) as dag:
-    SparkSubmitOperator(
+    audit = SparkSubmitOperator(
         task_id="audit",
         conn_id="spark_default",  # master and deploy mode come from the connection
         application=os.path.join(DEEPIQA_HOME, "jobs", "audit.py"),
@@ -109,10 +132,28 @@ with DAG(
         # started (`yarn application -kill`, which needs the `yarn` CLI on the worker).
         execution_timeout=timedelta(hours=12),
         doc_md=(
-            f"Audit of `{LIBRARY}`. A failure means an alert rule fired (the run is "
-            f"published: open `{STATE}/_LATEST`, then `{STATE}/runs/<run_id>/report.html`) "
-            "or the audit could not be done (nothing published). In the task log, YARN's "
-            "application report says which: `User application exited with status 1` (alert) "
-            "or `3` (could not run)."
+            f"Audit of `{LIBRARY}`. Whether it failed because an alert fired or because it "
+            "could not run is told by `check_run` and `check_alerts` (this task's state cannot: "
+            "in cluster mode spark-submit exits 1 for both)."
         ),
     )
+    outcome = (
+        f"{PYTHON} {os.path.join(DEEPIQA_HOME, 'jobs', 'audit_outcome.py')} {STATE} "
+        f"--max-age-hours {OUTCOME_MAX_AGE_HOURS}"
+    )
+    check_run = BashOperator(
+        task_id="check_run",
+        # exit 3: the run failed, or no fresh outcome: the audit job is broken
+        bash_command=f"{outcome}; test $? -ne 3",
+        trigger_rule="all_done",  # runs however the audit task ended
+        retries=0,
+        doc_md=f"Fails when the audit could not run (nothing published): `{STATE}/_OUTCOME`.",
+    )
+    check_alerts = BashOperator(
+        task_id="check_alerts",
+        # exit 1: an alert rule fired (the run is published; the log names the report)
+        bash_command=f"{outcome}; test $? -ne 1",
+        retries=0,
+        doc_md=f"Fails when an alert rule fired: report at `{STATE}/runs/<run_id>/report.html`.",
+    )
+    audit >> check_run >> check_alerts
