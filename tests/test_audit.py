@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from .conftest import JOBS, encode, load_job, make_image
+from .conftest import JOBS, encode, load_job, make_image, spark_submit
 
 pytestmark = pytest.mark.spark
 
@@ -425,3 +425,31 @@ def test_night_two_names_what_changed_and_writes_its_outcome(
     stale["finished_at"] = "2026-01-01T02:00:00Z"
     (state / "_OUTCOME").write_text(json.dumps(stale))
     assert deepiqa(["outcome", str(state), "--max-age-hours", "20"]) == 3
+
+
+@pytest.mark.slow
+def test_spark_submit_finds_weights_shipped_with_files_in_client_mode(weights_dir, tmp_path):
+    """The Airflow DAG's form: --files /path/NAME and --weights NAME, the driver running in a
+    folder where NAME is not (client mode): the shipped copy is used."""
+    lib = _library(tmp_path / "lib", 2)
+    state = tmp_path / "state"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    shipped = tmp_path / "models" / "nightly.safetensors"
+    shipped.parent.mkdir()
+    shipped.write_bytes((weights_dir / "wadiqam-nr.safetensors").read_bytes())
+    done = spark_submit(
+        "local[2]",
+        "--files",
+        str(shipped),
+        str(JOBS / "audit.py"),
+        str(lib),
+        "--state",
+        str(state),
+        "--weights",
+        "nightly.safetensors",
+        cwd=elsewhere,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert json.loads((state / "_OUTCOME").read_text())["outcome"] == "ok"
+    assert _summary(state)["counts"]["scored"] == 2
