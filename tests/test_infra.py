@@ -41,6 +41,9 @@ def image_paths() -> set[str]:
                 dst.rstrip("/") + "/" + Path(s).name if dst.endswith("/") else dst for s in src
             }
             paths.add(dst.rstrip("/"))
+            for source in src:  # a folder's contents land in dst (Docker's COPY dir/ dst/)
+                if (ROOT / source).is_dir():
+                    paths |= {dst.rstrip("/") + "/" + c.name for c in (ROOT / source).iterdir()}
     return paths
 
 
@@ -56,6 +59,63 @@ def test_dockerfile_copies_what_exists_and_what_the_manifests_use():
     build = (INFRA / "build_wheel.sh").read_text()
     assert "-w dist" in build  # the wheel the image installs comes from here
     assert {"/opt/deepiqa/jobs", "/opt/deepiqa/get_gpus_resources.sh"} <= image_paths()
+
+
+def test_dockerfile_has_the_s3a_connector_the_weights_and_cpu_torch():
+    """What the k8s audit's first night needs: s3a:// (hadoop-aws of Spark 4.0.1's Hadoop and
+    its AWS SDK bundle in Spark's jars), the weights it names, and no CUDA torch by default."""
+    steps = dockerfile()
+    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for o, a in steps if o == "ARG" and "=" in a}
+    assert args["HADOOP_AWS_VERSION"] == "3.4.1" and args["AWS_SDK_BUNDLE_VERSION"] == "2.24.6"
+    fetch = next(a for o, a in steps if o == "RUN" and "hadoop-aws" in a)
+    assert "/opt/spark/jars/hadoop-aws-${HADOOP_AWS_VERSION}.jar" in fetch
+    assert "/opt/spark/jars/bundle-${AWS_SDK_BUNDLE_VERSION}.jar" in fetch
+    assert "org/apache/hadoop/hadoop-aws/${HADOOP_AWS_VERSION}/" in fetch
+    spark_pin = next(
+        ln
+        for ln in (ROOT / "constraints.txt").read_text().splitlines()
+        if ln.startswith("pyspark==")
+    )
+    minor = ".".join(spark_pin.split("==")[1].split(".")[:2])  # 4.0.x: Hadoop 3.4.1 throughout
+    assert args["SPARK_IMAGE"].startswith(f"spark:{minor}.")
+    assert args["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    install = next(a for o, a in steps if o == "RUN" and "pip install" in a)
+    assert '--index-url "$TORCH_INDEX"' in install  # torch from the CPU index first
+    audit = yaml.safe_load((INFRA / "k8s" / "scheduledsparkapplication-audit.yaml").read_text())
+    arguments = audit["spec"]["template"]["arguments"]
+    weights = arguments[arguments.index("--weights") + 1]
+    assert weights in image_paths()
+    assert (ROOT / "deepiqa_core/weights/default" / Path(weights).name).is_file()
+    conf = audit["spec"]["template"]["sparkConf"]
+    assert "DefaultCredentialsProvider" in conf["spark.hadoop.fs.s3a.aws.credentials.provider"]
+
+
+def test_emr_audit_step_installs_cpu_torch_and_uses_the_iam_policy_s_prefixes():
+    audit_parser = load_job("audit").build_parser()
+    (step,) = json.loads((INFRA / "emr" / "audit-step.json").read_text())
+    args = step["Args"]
+    script = next(a for a in args if a.endswith("jobs/audit.py"))
+    job = audit_parser.parse_args(args[args.index(script) + 1 :])
+    assert job.weights is None  # the shipped default, inside the --py-files zip
+    assert "spark.yarn.maxAppAttempts=1" in args  # a second attempt would publish again
+    bootstrap = (INFRA / "emr" / "bootstrap.sh").read_text()
+    assert "torch_index=${2:-https://download.pytorch.org/whl/cpu}" in bootstrap
+    assert '--index-url "$torch_index"' in bootstrap
+    policy = json.loads((INFRA / "iam" / "deepiqa-audit-policy.json").read_text())
+    grants = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert all(a.startswith("s3:") and "*" not in a for a in actions), actions
+        for action in actions:
+            grants.setdefault(action, set()).add(statement["Resource"])
+    library = job.input.removeprefix("s3://").rstrip("/")
+    state = job.state.removeprefix("s3://").rstrip("/")
+    assert grants["s3:GetObject"] >= {f"arn:aws:s3:::{library}/*", f"arn:aws:s3:::{state}/*"}
+    assert grants["s3:PutObject"] == grants["s3:DeleteObject"] == {f"arn:aws:s3:::{state}/*"}
+    assert grants["s3:ListBucket"] == {f"arn:aws:s3:::{library.split('/')[0]}"}
 
 
 @pytest.mark.parametrize("name", ["sparkapplication.yaml", "sparkapplication-gpu.yaml"])

@@ -387,11 +387,11 @@ def test_scheduled_spark_application(audit_parser):
     assert all(isinstance(a, str) for a in app["arguments"])  # the CRD wants strings
     args = accepted(audit_parser, app["arguments"], "the ScheduledSparkApplication")
     assert args.state == "s3a://media/deepiqa/audit"
-    # the weights are read on the driver, from the volume mounted there
-    conf = app["sparkConf"]
-    volume = "spark.kubernetes.driver.volumes.persistentVolumeClaim.models."
-    assert Path(conf[volume + "mount.path"]) == args.weights.parent
-    assert conf[volume + "mount.readOnly"] == "true" and conf[volume + "options.claimName"]
+    # the weights are read on the driver, from the image (no volume nothing fills)
+    from .test_infra import image_paths
+
+    assert str(args.weights) in image_paths()
+    assert not any("persistentVolumeClaim" in k for k in app["sparkConf"])
     assert alert_rules(app["arguments"]) == ALERTS
     # a failed submission (nothing ran) is retried, a failed run (alert or not) is not
     assert app["restartPolicy"]["type"] == "OnFailure"
@@ -399,6 +399,38 @@ def test_scheduled_spark_application(audit_parser):
     assert app["restartPolicy"]["onSubmissionFailureRetries"] >= 1
     assert all(isinstance(v, str) for v in app["sparkConf"].values())
     assert {"cores", "memory"} <= set(app["driver"]) and app["executor"]["instances"] >= 1
+
+
+def test_outcome_cronjob_tells_an_alert_from_a_broken_audit(tmp_path, audit_parser):
+    """The CronJob after the ScheduledSparkApplication runs jobs/audit_outcome.py from the image
+    on the audit's state; run here (the image's paths mapped to the checkout) on each outcome
+    a night can leave, it exits 0 / 1 / 3 with its verdict on one line."""
+    from .test_infra import image_paths
+
+    cron = yaml.safe_load((INFRA / "k8s" / "cronjob-audit-outcome.yaml").read_text())
+    audit = yaml.safe_load((INFRA / "k8s" / "scheduledsparkapplication-audit.yaml").read_text())
+    assert cron["kind"] == "CronJob" and cron["spec"]["schedule"] == "0 6 * * *"  # after 02:00
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    (container,) = job["template"]["spec"]["containers"]
+    assert container["image"] == audit["spec"]["template"]["image"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    python, script, state, *rest = container["command"]
+    assert script in image_paths() or script.startswith("/opt/deepiqa/jobs/")
+    assert state == accepted(audit_parser, audit["spec"]["template"]["arguments"], "k8s").state
+    expected = {"ok": (0, "OK:"), "alert": (1, "ALERT:"), "failed": (3, "FAILED:")}
+    expected.update(stale=(3, "FAILED:"), missing=(3, "FAILED:"))
+    for name, text in _outcomes().items():
+        folder = tmp_path / name
+        folder.mkdir()
+        if text is not None:
+            (folder / "_OUTCOME").write_text(text)
+        local = str(ROOT / "jobs" / Path(script).name)
+        done = subprocess.run(
+            ["python3", local, str(folder), *rest], capture_output=True, text=True, timeout=60
+        )
+        code, word = expected[name]
+        assert (done.returncode, done.stdout.split(" ", 1)[0]) == (code, word), (name, done)
 
 
 # --- one machine: systemd ---------------------------------------------------------------------
