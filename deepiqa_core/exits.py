@@ -33,8 +33,9 @@ EXIT_CODE_MEANINGS: dict[int, str] = {
     "exist, no references, an NR model given --ref, an output that exists (without "
     "--overwrite), is not a deepiqa output, or overlaps an input",
     ExitCode.FAILED: "the run could not be done, nothing was published: unusable weights, an "
-    "unreadable listing or manifest, missing credentials, nothing to score, an internal error "
-    "(an audit's previous state is left as it was)",
+    "unreadable listing or manifest, missing credentials, nothing to score, another run holding "
+    "the output or audit state (a live lease), an internal error (an audit's previous state is "
+    "left as it was)",
 }
 
 

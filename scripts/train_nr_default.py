@@ -73,7 +73,7 @@ from deepiqa_core.training.ladders import (  # noqa: E402
     render_ladder,
 )
 from deepiqa_core.training.synthetic import load_photo  # noqa: E402
-from deepiqa_core.training.trunk_cache import LowerTrunk, Top, lower_features  # noqa: E402
+from deepiqa_core.training.trunk_cache import SPLIT, LowerTrunk, Top, lower_features  # noqa: E402
 from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # noqa: E402
 
 JPEG_LADDER = (90, 75, 50, 30, 10)  # the evaluation's qualities (validation photos only here)
@@ -85,10 +85,22 @@ LEVEL1_KINDS = ("jpeg_quality", "gaussian_blur", "white_noise", "rescale")
 _TRUNK: LowerTrunk | None = None
 
 
-def _init_worker(init: str) -> None:
+def initial_model(init: Path, trunk_from: Path | None):
+    """``--init``'s model and metadata; with ``--trunk-from``, its convs 1-8 replaced by that
+    file's (e.g. the FR default's, trained on differences to a reference, where NR 0.3.0's
+    lower convs were found JPEG-blind). Every stage builds the model this way, so the kept
+    lower outputs, the fit and the written weights agree."""
+    model, meta = load_weights(init.read_bytes())
+    if trunk_from is not None:
+        donor, _ = load_weights(trunk_from.read_bytes())
+        model.features[:SPLIT].load_state_dict(donor.features[:SPLIT].state_dict())
+    return model, meta
+
+
+def _init_worker(init: str, trunk_from: str) -> None:
     global _TRUNK
     torch.set_num_threads(1)
-    model, _ = load_weights(Path(init).read_bytes())
+    model, _ = initial_model(Path(init), Path(trunk_from) if trunk_from else None)
     _TRUNK = LowerTrunk(model)
 
 
@@ -148,6 +160,9 @@ def prepare(args: argparse.Namespace) -> None:
     (args.work / "train").mkdir(parents=True, exist_ok=True)
     (args.work / "val").mkdir(parents=True, exist_ok=True)
     jobs = [
+        (p, str(path), str(args.work / "val" / f"{p}.npz"), args.seed, 0, None, args.label)
+        for p, path in sorted(val.items())
+    ] + [
         (
             Path(c).stem,
             c,
@@ -158,15 +173,14 @@ def prepare(args: argparse.Namespace) -> None:
             args.label,
         )
         for c in contents
-    ] + [
-        (p, str(path), str(args.work / "val" / f"{p}.npz"), args.seed, 0, None, args.label)
-        for p, path in sorted(val.items())
     ]
     todo = [j for j in jobs if not Path(j[2]).exists()]
     print(json.dumps({"stage": "prepare", "jobs": len(jobs), "todo": len(todo)}), flush=True)
     started = time.perf_counter()
     with ProcessPoolExecutor(
-        args.workers, initializer=_init_worker, initargs=(str(args.init),)
+        args.workers,
+        initializer=_init_worker,
+        initargs=(str(args.init), str(args.trunk_from or "")),
     ) as pool:
         for i, name in enumerate(pool.map(prepare_one, todo), 1):
             if i % 10 == 0 or i == len(todo):
@@ -412,7 +426,7 @@ def fit(args) -> None:
         ),
         flush=True,
     )
-    model, _ = load_weights(args.init.read_bytes())
+    model, _ = initial_model(args.init, args.trunk_from)
     model.calibration = None  # training works on the label's scale
     path = args.work / "fit-state.pt"
     state = torch.load(path, weights_only=True) if args.resume and path.exists() else {}
@@ -451,7 +465,7 @@ def finish(args) -> dict:
     """The best validation epoch, calibrated on the validation photos, written with its card
     figures (what it was chosen on, the compute it took) as ``OUT/wadiqam-nr.safetensors``."""
     state = torch.load(args.work / "fit-state.pt", weights_only=True)
-    model, meta = load_weights(args.init.read_bytes())
+    model, meta = initial_model(args.init, args.trunk_from)
     model.load_state_dict(state["best"])
     model.calibration = None
     val = _load(args.work / "val", torch.float32)
@@ -525,6 +539,11 @@ def main() -> None:
         type=Path,
         default=default_weights(False),
         help="the weights to start from (default: the shipped NR default)",
+    )
+    parser.add_argument(
+        "--trunk-from",
+        type=Path,
+        help="take convs 1-8 from these weights (e.g. the FR default's) instead of --init's",
     )
     parser.add_argument("--crops", type=int, default=2, help="contents per training photo")
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -453,3 +454,22 @@ def test_spark_submit_finds_weights_shipped_with_files_in_client_mode(weights_di
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert json.loads((state / "_OUTCOME").read_text())["outcome"] == "ok"
     assert _summary(state)["counts"]["scored"] == 2
+
+
+@pytest.mark.slow
+def test_the_suggested_alerts_stay_quiet_on_the_clean_bundled_samples(spark, audit, tmp_path):
+    """The README's and every recipe's rules, with the shipped NR default, on the bundled
+    clean photos: no alert on the first night, none on an unchanged second night."""
+    from deepiqa_core.defaults import SAMPLES
+
+    from .test_schedulers import ALERTS
+
+    lib = tmp_path / "lib"
+    shutil.copytree(SAMPLES / "nr", lib)
+    args = [str(lib), "--state", str(tmp_path / "state")]
+    for rule in ALERTS:
+        args += ["--alert", rule]
+    assert audit(args, spark=spark) == 0
+    assert audit(args, spark=spark) == 0
+    summary = _summary(state=tmp_path / "state")
+    assert [a["fired"] for a in summary["alerts"]] == [False] * len(ALERTS)

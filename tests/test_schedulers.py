@@ -29,7 +29,7 @@ from .conftest import load_job
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 MARKER = "<!-- nightly-audit-command -->"
-ALERTS = ["p10<40", "error_rate>0.01", "median_drop>5"]
+ALERTS = ["error_rate>0.01", "median_drop>5", "worse(15)>0"]
 
 
 # --- the audit's own parsers ------------------------------------------------------------------

@@ -25,7 +25,7 @@ A killed run publishes nothing; the next run redoes only its delta."""
 AUDIT_EXAMPLES = """\
 examples:
   spark-submit jobs/audit.py s3a://media/library/ --state s3a://media/deepiqa/audit \\
-      --alert "p10<40" --alert "error_rate>0.01" --alert "median_drop>5"
+      --alert "error_rate>0.01" --alert "median_drop>5" --alert "worse(15)>0"
   deepiqa audit photos/ --state audit-state/                 # one machine, local Spark
   deepiqa audit manifest.parquet --state audit/ --version-column etag --full"""
 
