@@ -297,6 +297,16 @@ def cmd_outcome(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .audit.publish_report import publish_report
+
+    done = publish_report(args.state, args.publish, args.expires_hours, args.public_base)
+    print(f"deepiqa report: run {done['run_id']} published to {done['objects'][0]}")
+    print(f"  open: {done['links'][0]}")
+    print(f"  latest: {done['links'][1]} ({done['objects'][1]})")
+    return ExitCode.OK
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     print(SAMPLES)
     return ExitCode.OK
@@ -402,6 +412,26 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     outcome.set_defaults(func=cmd_outcome)
+
+    report = sub.add_parser(
+        "report",
+        help="publish an audit state's latest report where a browser opens it (S3)",
+        description=(
+            "Copy the latest run's report.html of an audit STATE to s3://bucket/prefix/<run>/ "
+            "and s3://bucket/prefix/latest.html (served as HTML) and print a link a browser "
+            "opens: a presigned URL (the bucket stays private) or, with --public-base, the "
+            "address of your own site that serves the prefix."
+        ),
+    )
+    report.add_argument("state", help="the audit's --state (path, file:, s3://, s3a://)")
+    report.add_argument("--publish", required=True, metavar="S3_PREFIX")
+    report.add_argument(
+        "--expires-hours", type=float, default=168, help="presigned link lifetime (7 days)"
+    )
+    report.add_argument(
+        "--public-base", help="e.g. https://reports.example.com/deepiqa (serves S3_PREFIX)"
+    )
+    report.set_defaults(func=cmd_report)
 
     samples = sub.add_parser("samples", help="print the folder of the bundled sample images")
     samples.set_defaults(func=cmd_samples)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -338,7 +339,7 @@ def test_a_live_lease_refuses_with_exit_3_and_a_dead_one_is_taken_over(
 
 
 def test_night_two_names_what_changed_and_writes_its_outcome(
-    spark, audit, weights_dir, tmp_path, capsys
+    spark, audit, weights_dir, tmp_path, capsys, s3_server
 ):
     from deepiqa_core.cli import main as deepiqa
 
@@ -410,6 +411,22 @@ def test_night_two_names_what_changed_and_writes_its_outcome(
     assert deepiqa(["outcome", str(state), "--max-age-hours", "1"]) == 1
     line = capsys.readouterr().out
     assert line.startswith("ALERT:") and f"firing since run {first_run}" in line
+    # the report where a browser opens it: a presigned link to an HTML object on S3
+    assert deepiqa(["report", str(state), "--publish", "s3://media/reports/nightly/"]) == 0
+    printed = capsys.readouterr().out
+    link = next(ln.split("open: ", 1)[1] for ln in printed.splitlines() if "open: " in ln)
+    from moto.core.authorization import disable_iam_authentication
+
+    # moto's IAM checks need an Authorization header, which a presigned link has not (it signs
+    # in the query string): IAM is off for the browser's GET, which is anonymous otherwise
+    with disable_iam_authentication(), urllib.request.urlopen(link, timeout=30) as page:
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert page.read() == (state / "runs" / second["run_id"] / "report.html").read_bytes()
+    assert "X-Amz-Signature=" in link and "X-Amz-Expires=604800" in link  # SigV4, 7 days
+    assert f"s3://media/reports/nightly/{second['run_id']}/report.html" in printed
+    assert "s3://media/reports/nightly/latest.html" in printed
+    assert deepiqa(["report", str(tmp_path / "nothing"), "--publish", "s3://media/r/"]) == 2
+    capsys.readouterr()
     # a run that could not be done says so in _OUTCOME; a clean night says ok
     latest = state / "_LATEST"
     good = latest.read_text()
