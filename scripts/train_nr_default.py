@@ -79,10 +79,11 @@ from deepiqa_core.training.weak_labels import WEAK_LABEL_VERSION, weak_label  # 
 JPEG_LADDER = (90, 75, 50, 30, 10)  # the evaluation's qualities (validation photos only here)
 LADDER_KIND = "jpeg_ladder"
 LEVEL1_KINDS = ("jpeg_quality", "gaussian_blur", "white_noise", "rescale")
+VAL_CELLS = 48  # --keep-patches: grid cells kept per validation image (the same on each rung)
 
 
 # --- stage 1: prepare ---------------------------------------------------------------------------
-_TRUNK: LowerTrunk | None = None
+_TRUNK: LowerTrunk | None = None  # None: keep the patches' pixels (--keep-patches)
 
 
 def initial_model(init: Path, trunk_from: Path | None):
@@ -97,9 +98,11 @@ def initial_model(init: Path, trunk_from: Path | None):
     return model, meta
 
 
-def _init_worker(init: str, trunk_from: str) -> None:
+def _init_worker(init: str, trunk_from: str, keep_patches: bool) -> None:
     global _TRUNK
     torch.set_num_threads(1)
+    if keep_patches:  # the end-to-end fit reads pixels: no trunk to run here
+        return
     model, _ = initial_model(Path(init), Path(trunk_from) if trunk_from else None)
     _TRUNK = LowerTrunk(model)
 
@@ -138,16 +141,20 @@ def prepare_one(job: tuple[str, str, str, int, int, int | None, str]) -> str:
     else:
         ladder = render_ladder(name, image, ladder_types(name, seed, others), seed, label)
         images, kinds, levels, labels = ladder.images, ladder.kinds, ladder.levels, ladder.labels
+    meta = {
+        "kinds": np.asarray(kinds),
+        "levels": np.asarray(levels, np.int64),
+        "labels": np.asarray(labels, np.float32),
+    }
+    if _TRUNK is None:  # --keep-patches: the pixels (val: VAL_CELLS cells of each image)
+        cells = _cells(image, patches or VAL_CELLS, name, seed)
+        pixels = _patches(images, cells).reshape(len(images), len(cells), 32, 32, 3)
+        _write(Path(target), patches=pixels, **meta)
+        return name
     cells = _cells(image, patches, name, seed)
     lower = lower_features(_TRUNK, _patches(images, cells))
     lower = lower.reshape(len(images), len(cells), *lower.shape[1:])
-    _write(
-        Path(target),
-        lower=lower.astype(np.float16 if patches else np.float32),
-        kinds=np.asarray(kinds),
-        levels=np.asarray(levels, np.int64),
-        labels=np.asarray(labels, np.float32),
-    )
+    _write(Path(target), lower=lower.astype(np.float16 if patches else np.float32), **meta)
     return name
 
 
@@ -180,7 +187,7 @@ def prepare(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(
         args.workers,
         initializer=_init_worker,
-        initargs=(str(args.init), str(args.trunk_from or "")),
+        initargs=(str(args.init), str(args.trunk_from or ""), args.keep_patches),
     ) as pool:
         for i, name in enumerate(pool.map(prepare_one, todo), 1):
             if i % 10 == 0 or i == len(todo):
@@ -449,6 +456,132 @@ def fit(args) -> None:
             _save_state(args.work, state)
 
 
+# --- stage 2b: end to end (every conv) -----------------------------------------------------------
+def _load_patches(folder: Path) -> dict:
+    """``_load`` for --keep-patches folders: uint8 pixels per patch row instead of lower
+    outputs (~3 KB a patch: 400k training patches are 1.2 GB)."""
+    pixels, names, kinds, levels, labels, counts = [], [], [], [], [], []
+    for k, path in enumerate(sorted(folder.glob("*.npz"))):
+        with np.load(path) as f:
+            n, per = f["patches"].shape[:2]
+            pixels.append(torch.from_numpy(f["patches"].reshape(n * per, 32, 32, 3)))
+            names += [k] * n
+            kinds += list(f["kinds"])
+            levels.append(f["levels"])
+            labels.append(f["labels"])
+            counts += [per] * n
+    return {
+        "patches": torch.cat(pixels),
+        "content": np.asarray(names),
+        "kinds": np.asarray(kinds),
+        "levels": np.concatenate(levels),
+        "labels": np.concatenate(labels).astype(np.float32),
+        "start": np.concatenate([[0], np.cumsum(counts)]),
+    }
+
+
+def _as_input(pixels: torch.Tensor) -> torch.Tensor:
+    return pixels.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def _full_scores(model, data: dict, rows: int = 1024) -> np.ndarray:
+    """Raw image scores of every image in ``data`` through the whole network (eval mode)."""
+    model.eval()
+    ys, alphas = [], []
+    for i in range(0, len(data["patches"]), rows):
+        y, alpha = model(_as_input(data["patches"][i : i + rows]))
+        ys.append(y)
+        alphas.append(alpha)
+    index = _patch_image(data["start"])
+    y, alpha = torch.cat(ys).double(), torch.cat(alphas).double()
+    return pool_images(y, alpha, index, len(data["start"]) - 1).numpy()
+
+
+def fit_full(args) -> None:
+    """Every conv and both heads, on pixels (``--keep-patches``): where the kept conv-8
+    outputs were found JPEG-blind, only the lower convs can learn to see JPEG. Validation
+    every ``--eval-every`` steps; the best model and a resumable state kept each time."""
+    train, val = _load_patches(args.work / "train"), _load_patches(args.work / "val")
+    model, _ = initial_model(args.init, args.trunk_from)
+    model.calibration = None
+    set_dropout(model, args.dropout)
+    path = args.work / "fit-state.pt"
+    state = torch.load(path, weights_only=True) if args.resume and path.exists() else {}
+    if state.get("model"):
+        model.load_state_dict(state["model"])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.top_lr, weight_decay=1e-4)
+    if state.get("optimiser"):
+        optimiser.load_state_dict(state["optimiser"])
+    if "baseline" not in state:
+        state["baseline"] = validation_report(_full_scores(model, val), val)
+        print(json.dumps({"baseline": state["baseline"]}), flush=True)
+    steps_per_epoch = math.ceil((int(train["content"].max()) + 1) / args.contents_per_batch)
+    total = args.top_epochs * steps_per_epoch
+    warmup = min(steps_per_epoch, 50)
+    step = state.get("step", 0)
+    labels = torch.from_numpy(train["labels"])
+    levels = torch.from_numpy(train["levels"])
+    parts, started = [], time.perf_counter()
+    while step < total:
+        epoch = step // steps_per_epoch
+        batches = list(ladder_batches(train["content"], args.contents_per_batch, epoch, args.seed))
+        images = batches[step % steps_per_epoch]
+        model.train()
+        for group in optimiser.param_groups:
+            group["lr"] = _lr(step, total, warmup, args.top_lr)
+        rows, index = patch_rows(
+            train["start"], train["content"], images, args.patches_per_step, step, args.seed
+        )
+        y, alpha = model(_as_input(train["patches"][rows]))
+        q = pool_images(y, alpha, index, len(images))
+        better, worse = ladder_pairs(
+            train["content"][images], train["kinds"][images], train["levels"][images]
+        )
+        loss, part = ladder_loss(
+            q,
+            labels[images],
+            torch.from_numpy(better),
+            torch.from_numpy(worse),
+            levels[images],
+            margin=args.margin,
+            l1_weight=args.l1_weight,
+            rank_weight=args.rank_weight,
+            weights=torch.where(levels[images] == 0, args.pristine_weight, 1.0),
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        parts.append(part)
+        step += 1
+        if step % args.eval_every == 0 or step == total:
+            report = validation_report(_full_scores(model, val), val)
+            seconds = time.perf_counter() - started
+            record = {
+                "stage": "full",
+                "step": step,
+                "patch_steps": step * len(rows),
+                "seconds": round(seconds, 1),
+                "l1": float(np.mean([p["l1"] for p in parts])),
+                "rank": float(np.mean([p["rank"] for p in parts])),
+                **report,
+            }
+            print(json.dumps(record), flush=True)
+            state.setdefault("history", []).append(record)
+            if report["objective"] > state.get("best_objective", -math.inf):
+                state["best_objective"] = report["objective"]
+                state["best"] = {k: v.clone() for k, v in model.state_dict().items()}
+                state["best_record"] = record
+            state.update(
+                step=step,
+                model=model.state_dict(),
+                optimiser=optimiser.state_dict(),
+            )
+            _add_compute(args.work, "full", seconds, torch.get_num_threads())
+            _save_state(args.work, state)
+            parts, started = [], time.perf_counter()
+
+
 # --- stage 3: finish ----------------------------------------------------------------------------
 def calibration_levels(scores: np.ndarray, val: dict) -> dict[int, list[float]]:
     """Raw validation scores by level for ``fit_calibration``: 0 the clean photos, 1-5 every
@@ -468,8 +601,12 @@ def finish(args) -> dict:
     model, meta = initial_model(args.init, args.trunk_from)
     model.load_state_dict(state["best"])
     model.calibration = None
-    val = _load(args.work / "val", torch.float32)
-    raw = _image_scores(Top(model), val, None)
+    if args.keep_patches:
+        val = _load_patches(args.work / "val")
+        raw = _full_scores(model, val)
+    else:
+        val = _load(args.work / "val", torch.float32)
+        raw = _image_scores(Top(model), val, None)
     calibration = fit_calibration(calibration_levels(raw, val))
     compute = json.loads((args.work / "compute.json").read_text())
     record = state["best_record"]
@@ -483,7 +620,9 @@ def finish(args) -> dict:
     meta.training_data = (
         f"synthetic-{args.label}: {len(_load_names(args.work / 'train'))} ladders (training "
         f"photos x {args.crops} crops, 12 media/key types + {args.others} drawn KADID types x 5 "
-        f"levels), split by photo; fine-tuned convs 9-10 and heads from {args.init.name}"
+        f"levels), split by photo; fine-tuned "
+        + ("every conv" if args.keep_patches else "convs 9-10")
+        + f" and the heads from {args.init.name}"
     )
     meta.metrics = {
         "val_objective": round(record["objective"], 4),
@@ -532,7 +671,7 @@ def main() -> None:
         "--stages",
         nargs="+",
         default=["prepare", "fit", "finish"],
-        choices=["prepare", "fit", "finish"],
+        choices=["prepare", "fit", "full", "finish"],
     )
     parser.add_argument(
         "--init",
@@ -544,6 +683,15 @@ def main() -> None:
         "--trunk-from",
         type=Path,
         help="take convs 1-8 from these weights (e.g. the FR default's) instead of --init's",
+    )
+    parser.add_argument(
+        "--keep-patches",
+        action="store_true",
+        help="prepare keeps pixels (for the 'full' stage: every conv trains) instead of "
+        "lower-conv outputs",
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=100, help="'full' stage: steps between validations"
     )
     parser.add_argument("--crops", type=int, default=2, help="contents per training photo")
     parser.add_argument(
@@ -604,6 +752,9 @@ def main() -> None:
     if "fit" in args.stages:
         torch.set_num_threads(args.workers)
         fit(args)
+    if "full" in args.stages:
+        torch.set_num_threads(args.workers)
+        fit_full(args)
     if "finish" in args.stages:
         finish(args)
 
