@@ -108,3 +108,58 @@ def test_training_photos_give_seeded_multi_scale_crops(train, tmp_path):
     held_out = tmp_path / "coffee.png"
     held_out.write_bytes(encode(image))
     assert len(train.write_contents({"coffee": held_out}, 3, 0, tmp_path / "c")) == 1
+
+
+@pytest.fixture(scope="module")
+def nr_trainer():
+    return _script("train_nr_default")
+
+
+def test_trunk_from_takes_convs_1_to_8_and_keeps_the_rest(nr_trainer, tmp_path):
+    """--trunk-from: the lower convs are the donor's, everything above is --init's, so the kept
+    lower outputs, the fit and the written weights all see one model."""
+    import torch
+
+    from deepiqa_core import save_weights
+    from deepiqa_core.training.trunk_cache import SPLIT
+    from deepiqa_core.weights import WeightsMeta
+
+    from .conftest import trained_like
+
+    init, donor = trained_like("wadiqam-nr", seed=1), trained_like("wadiqam-fr", seed=2)
+    for name, model in (("init", init), ("donor", donor)):
+        meta = WeightsMeta(variant=model.variant.name, score_direction="higher_better")
+        save_weights(model, tmp_path / f"{name}.safetensors", meta)
+    model, _ = nr_trainer.initial_model(
+        tmp_path / "init.safetensors", tmp_path / "donor.safetensors"
+    )
+    lower, upper = model.features[:SPLIT], model.features[SPLIT:]
+    for mine, theirs in zip(lower.parameters(), donor.features[:SPLIT].parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    for mine, theirs in zip(upper.parameters(), init.features[SPLIT:].parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert torch.equal(model.quality[0].weight, init.quality[0].weight)
+    same, _ = nr_trainer.initial_model(tmp_path / "init.safetensors", None)
+    assert all(torch.equal(a, b) for a, b in zip(same.parameters(), init.parameters(), strict=True))
+
+
+def test_reinit_top_resets_convs_9_10_and_heads_only(nr_trainer):
+    import torch
+
+    from deepiqa_core.training.trunk_cache import SPLIT
+
+    from .conftest import trained_like
+
+    model = trained_like("wadiqam-nr", seed=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    nr_trainer.reinit_top(model, seed=0)
+    after = model.state_dict()
+    lower = {f"features.{i}." for i in range(SPLIT)}
+    for key, value in after.items():
+        if key == "quality.3.bias":  # set to the label's middle, checked below
+            continue
+        kept = any(key.startswith(p) for p in lower)
+        assert torch.equal(value, before[key]) == kept, key
+    assert float(model.quality_output.bias) == 50.0
+    nr_trainer.set_dropout(model, 0.0)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
