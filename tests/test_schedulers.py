@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
 import tomllib
@@ -576,3 +577,113 @@ def test_all_recipes_use_the_same_alert_rules():
         "airflow": dag_alerts,  # the slow tests check the DAG's command itself
     }
     assert all(r == ALERTS for r in rules.values()), rules
+
+
+# --- Airflow, for real: `airflow dags test` runs the audit with the real spark-submit ----------
+
+
+def _dags_test(python: Path, env: dict, cwd: Path) -> dict[str, str]:
+    """One `airflow dags test` of the DAG; each task's final state."""
+    airflow = [str(python.with_name("airflow"))]
+    done = subprocess.run(
+        [*airflow, "dags", "test", "deepiqa_nightly_audit"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=900,
+    )
+    run_id = re.search(r"run_id=(manual__[^,\s]+)", done.stdout + done.stderr)
+    assert run_id, (done.stdout + done.stderr)[-3000:]
+    states = subprocess.run(
+        [*airflow, "tasks", "states-for-dag-run", "deepiqa_nightly_audit", run_id[1], "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+    rows = json.loads(states.stdout.strip().splitlines()[-1])
+    return {row["task_id"]: row["state"] for row in rows}
+
+
+@pytest.mark.slow
+def test_airflow_dags_test_runs_the_audit_and_tells_alert_from_broken(tmp_path, weights_dir):
+    """The DAG as documented, run by Airflow itself against the real spark-submit (local[2],
+    client mode, the README's `--files models/X --weights X`): a clean night passes; a night
+    with a corrupt image fails check_alerts only (the run is published); a night another
+    driver holds the state fails check_run (the job could not run)."""
+    from .conftest import encode, make_image
+
+    made = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup-airflow.sh")], capture_output=True, text=True
+    )
+    python = Path(made.stdout.strip().splitlines()[-1]) / "bin" / "python"
+    home = tmp_path / "deepiqa-home"  # a release: jobs/, the library zip, the weights
+    (home / "dist").mkdir(parents=True)
+    (home / "models").mkdir()
+    (home / "jobs").symlink_to(ROOT / "jobs")
+    built = subprocess.run(["bash", str(INFRA / "build_wheel.sh")], capture_output=True, cwd=ROOT)
+    assert built.returncode == 0, built.stderr[-2000:]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    shutil.copy(ROOT / "dist" / f"deepiqa-{version}-py3-none-any.zip", home / "dist")
+    shutil.copy(weights_dir / "wadiqam-nr.safetensors", home / "models")
+    library, state = tmp_path / "library", tmp_path / "state"
+    library.mkdir()
+    for i in range(3):
+        (library / f"img{i}.png").write_bytes(encode(make_image(48, 64, seed=i)))
+    bin_dir = tmp_path / "bin"  # spark-submit of this environment, nothing else of it
+    bin_dir.mkdir()
+    (bin_dir / "spark-submit").write_text(
+        f'#!/bin/sh\nexec {Path(sys.executable).with_name("spark-submit")} "$@"\n'
+    )
+    (bin_dir / "spark-submit").chmod(0o755)
+    (bin_dir / "python3").symlink_to(shutil.which("python3") or sys.executable)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(INFRA / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'db.sqlite'}",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {"conn_type": "spark", "host": "local[2]", "extra": {"deploy-mode": "client"}}
+        ),
+        "DEEPIQA_HOME": str(home),
+        "DEEPIQA_AUDIT_LIBRARY": str(library),
+        "DEEPIQA_AUDIT_STATE": str(state),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+    (tmp_path / "airflow").mkdir()
+    migrate = [str(python.with_name("airflow")), "db", "migrate"]
+    assert subprocess.run(migrate, env=env, capture_output=True, timeout=600).returncode == 0
+
+    assert _dags_test(python, env, tmp_path) == {
+        "audit": "success",
+        "check_run": "success",
+        "check_alerts": "success",
+    }
+    assert json.loads((state / "_OUTCOME").read_text())["outcome"] == "ok"
+
+    (library / "broken.png").write_bytes(b"not an image")  # error_rate>0.01 fires
+    assert _dags_test(python, env, tmp_path) == {
+        "audit": "failed",  # exit 1: in cluster mode this alone could not say why
+        "check_run": "success",
+        "check_alerts": "failed",
+    }
+    outcome = json.loads((state / "_OUTCOME").read_text())
+    assert outcome["outcome"] == "alert" and outcome["alerts"][0]["rule"] == "error_rate>0.01"
+
+    now = time.time()
+    lease = {"host": "other-node", "pid": 1, "token": "t", "started": now, "renewed": now}
+    (state / "_OWNER.json").write_text(json.dumps(lease))  # a live run elsewhere
+    (state / "_OUTCOME").write_text(
+        json.dumps({**outcome, "finished_at": "2026-01-01T02:00:00Z"})  # last week's
+    )
+    assert _dags_test(python, env, tmp_path) == {
+        "audit": "failed",  # exit 3
+        "check_run": "failed",  # no fresh outcome: the job is broken
+        "check_alerts": "upstream_failed",
+    }
