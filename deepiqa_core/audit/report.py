@@ -27,10 +27,15 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-THUMBNAIL_SIZE = 160
+THUMBNAIL_SIZE = 144
 # Quality maps are drawn at the image's full size; past this width they are shrunk for the page.
-MAP_MAX_WIDTH = 960  # the page's width: wider maps are re-encoded (JPEG) to it
+MAP_MAX_WIDTH = 800  # wider maps are re-encoded (JPEG) to this width for the page
 MAP_MIN_WIDTH = 800  # ... and narrower ones are zoomed (x2) towards this
+# A map's PNG (crisp labels) is kept up to this size; a photo-like map compresses badly as PNG
+# (200 KB for one 512 px image), so beyond it the map goes in as JPEG.
+MAP_PNG_BYTES = 60_000
+MAP_JPEG_QUALITY = 75
+THUMBNAIL_QUALITY = 70  # ~5 KB for a 144 px thumbnail: 30 images' report stays ~300 KB
 _DASH = "\u2014"
 _SNIFF = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -54,7 +59,8 @@ _LIB, _RUN, _P10, _SHARE, _ERR, _BAD = (
 
 
 def thumbnail(data: bytes, size: int = THUMBNAIL_SIZE) -> bytes | None:
-    """A JPEG (quality 80) of the image fitted into ``size`` x ``size``; None if it cannot be read.
+    """A JPEG (``THUMBNAIL_QUALITY``) of the image fitted into ``size`` x ``size``; None if it
+    cannot be read.
 
     Runs on the driver for a few dozen images, so it must never raise: undecodable bytes, and
     images over Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, checked from the
@@ -72,7 +78,7 @@ def thumbnail(data: bytes, size: int = THUMBNAIL_SIZE) -> bytes | None:
             image = _flat_rgb(image)
             image.thumbnail((size, size), Image.Resampling.LANCZOS)
             buf = io.BytesIO()
-            image.save(buf, format="JPEG", quality=80, optimize=True)
+            image.save(buf, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
             return buf.getvalue()
     except Exception:  # noqa: BLE001 - any decoder failure means "no thumbnail", never a crash
         return None
@@ -103,14 +109,16 @@ def _page_map(png: bytes) -> tuple[bytes | None, int, int, int]:
             image = Image.open(io.BytesIO(png))
         with image:
             width, height = image.size
-            if width <= MAP_MAX_WIDTH:
-                zoom = max(1, min(round(MAP_MIN_WIDTH / width), 2))
+            zoom = max(1, min(round(MAP_MIN_WIDTH / width), 2)) if width <= MAP_MAX_WIDTH else 1
+            if width <= MAP_MAX_WIDTH and len(png) <= MAP_PNG_BYTES:
                 return png, width * zoom, height * zoom, zoom
-            height = max(1, round(height * MAP_MAX_WIDTH / width))
-            small = image.convert("RGB").resize((MAP_MAX_WIDTH, height), Image.Resampling.LANCZOS)
+            if width > MAP_MAX_WIDTH:
+                height = max(1, round(height * MAP_MAX_WIDTH / width))
+                width = MAP_MAX_WIDTH
+                image = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
             buf = io.BytesIO()
-            small.save(buf, format="JPEG", quality=80)
-            return buf.getvalue(), MAP_MAX_WIDTH, height, 1
+            image.convert("RGB").save(buf, format="JPEG", quality=MAP_JPEG_QUALITY)
+            return buf.getvalue(), width * zoom, height * zoom, zoom
     except Exception:  # noqa: BLE001 - unreadable or over Pillow's bomb limit: a placeholder
         return None, 0, 0, 1
 
