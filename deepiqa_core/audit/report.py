@@ -157,7 +157,8 @@ def _num(value: Any) -> float | None:
 
 def _score(value: Any, digits: int = 1) -> str:
     number = _num(value)
-    return _DASH if number is None else f"{number:.{digits}f}"
+    # round first and add 0.0: a drop of -0.0002 reads "0.0", not "-0.0"
+    return _DASH if number is None else f"{round(number, digits) + 0.0:.{digits}f}"
 
 
 def _share(value: Any) -> str:
