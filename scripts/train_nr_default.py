@@ -304,6 +304,24 @@ def _lr(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def step_loss(args, q, train: dict, images, labels, levels) -> tuple[torch.Tensor, dict]:
+    """One step's ladder loss over the image scores ``q`` of ``images`` (both fit stages)."""
+    better, worse = ladder_pairs(
+        train["content"][images], train["kinds"][images], train["levels"][images]
+    )
+    return ladder_loss(
+        q,
+        labels[images],
+        torch.from_numpy(better),
+        torch.from_numpy(worse),
+        levels[images],
+        margin=args.margin,
+        l1_weight=args.l1_weight,
+        rank_weight=args.rank_weight,
+        weights=torch.where(levels[images] == 0, args.pristine_weight, 1.0),
+    )
+
+
 def fit_stage(
     args,
     name: str,
@@ -351,21 +369,7 @@ def fit_stage(
             else:
                 y, alpha = top(train["lower"][rows].float())
             q = pool_images(y, alpha, index, len(images))
-            better, worse = ladder_pairs(
-                train["content"][images], train["kinds"][images], train["levels"][images]
-            )
-            weights = torch.where(levels[images] == 0, args.pristine_weight, 1.0)
-            loss, part = ladder_loss(
-                q,
-                labels[images],
-                torch.from_numpy(better),
-                torch.from_numpy(worse),
-                levels[images],
-                margin=args.margin,
-                l1_weight=args.l1_weight,
-                rank_weight=args.rank_weight,
-                weights=weights,
-            )
+            loss, part = step_loss(args, q, train, images, labels, levels)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -535,20 +539,7 @@ def fit_full(args) -> None:
         )
         y, alpha = model(_as_input(train["patches"][rows]))
         q = pool_images(y, alpha, index, len(images))
-        better, worse = ladder_pairs(
-            train["content"][images], train["kinds"][images], train["levels"][images]
-        )
-        loss, part = ladder_loss(
-            q,
-            labels[images],
-            torch.from_numpy(better),
-            torch.from_numpy(worse),
-            levels[images],
-            margin=args.margin,
-            l1_weight=args.l1_weight,
-            rank_weight=args.rank_weight,
-            weights=torch.where(levels[images] == 0, args.pristine_weight, 1.0),
-        )
+        loss, part = step_loss(args, q, train, images, labels, levels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -37,6 +37,16 @@ def _library(folder: Path, n: int, bad: int = 0) -> Path:
     return folder
 
 
+def _args(lib: Path, state: Path, weights_dir: Path) -> list[str]:
+    return [
+        str(lib),
+        "--state",
+        str(state),
+        "--weights",
+        str(weights_dir / "wadiqam-nr.safetensors"),
+    ]
+
+
 def _latest(state: Path) -> dict:
     return json.loads((state / "_LATEST").read_text())
 
@@ -272,13 +282,7 @@ def test_a_damaged_state_names_the_file_and_full_rebuilds_it(
     traceback naming no file, and --full did not get past it."""
     lib = _library(tmp_path / "lib", 4)
     state = tmp_path / "state"
-    args = [
-        str(lib),
-        "--state",
-        str(state),
-        "--weights",
-        str(weights_dir / "wadiqam-nr.safetensors"),
-    ]
+    args = _args(lib, state, weights_dir)
     assert audit(args, spark=spark) == 0
     first = _latest(state)["run_id"]
     summary = state / "runs" / first / "summary.json"
@@ -310,13 +314,7 @@ def test_a_live_lease_refuses_with_exit_3_and_a_dead_one_is_taken_over(
 ):
     lib = _library(tmp_path / "lib", 3)
     state = tmp_path / "state"
-    args = [
-        str(lib),
-        "--state",
-        str(state),
-        "--weights",
-        str(weights_dir / "wadiqam-nr.safetensors"),
-    ]
+    args = _args(lib, state, weights_dir)
     assert audit(args, spark=spark) == 0
     latest = (state / "_LATEST").read_text()
     owner = state / "_OWNER.json"
