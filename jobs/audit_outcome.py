@@ -2,35 +2,17 @@
 
 0 ok, 1 an alert fired, 3 the run failed or no outcome is fresh enough (``--max-age-hours``).
 For schedulers that cannot see the audit's exit code (Spark cluster mode): the Airflow DAG's
-checks, a Kubernetes CronJob after the ScheduledSparkApplication. It needs neither Spark nor
-torch: it loads ``deepiqa_core/audit/outcome.py`` (standard library; boto3 for S3 states) from
-the source tree beside ``jobs/`` or from the release zip in ``dist/``, without the package's
-``__init__`` (which imports torch).
+checks, a Kubernetes CronJob after the ScheduledSparkApplication. Needs neither Spark nor torch
+(``deepiqa_core.audit.outcome`` is standard library; boto3 for S3 states): run it with the
+release zip on the path, ``PYTHONPATH=dist/deepiqa-<version>-py3-none-any.zip``, where deepiqa
+is not installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import zipimport
-from pathlib import Path
 
-HOME = Path(__file__).resolve().parents[1]
-
-
-def outcome_module():
-    source = HOME / "deepiqa_core" / "audit" / "outcome.py"
-    if source.is_file():
-        spec = importlib.util.spec_from_file_location("deepiqa_outcome", source)
-    else:
-        zips = sorted((HOME / "dist").glob("deepiqa-*.zip"))
-        if not zips:
-            sys.exit(f"FAILED: neither {source} nor {HOME / 'dist'}/deepiqa-*.zip is here")
-        spec = zipimport.zipimporter(f"{zips[-1]}/deepiqa_core/audit").find_spec("outcome")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from deepiqa_core.audit.outcome import main
 
 if __name__ == "__main__":
-    sys.exit(outcome_module().main(prog="python3 jobs/audit_outcome.py"))
+    sys.exit(main(prog="python3 jobs/audit_outcome.py"))

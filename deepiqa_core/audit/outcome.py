@@ -12,8 +12,9 @@ code. The audit therefore also writes its outcome into the state:
 ``deepiqa outcome STATE`` or ``python3 jobs/audit_outcome.py STATE`` reads ``_OUTCOME`` and
 exits by it: 0 ok, 1 alert, 3 failed, or no outcome newer than ``--max-age-hours`` (the audit
 did not run, or died before it could write one). This module needs only the standard library
-(and boto3 for ``s3://``/``s3a://``), so ``jobs/audit_outcome.py`` runs it on a scheduler's
-worker from the release zip, without Spark or torch.
+(and boto3 for ``s3://``/``s3a://``) and ``deepiqa_core`` imports its parts lazily, so
+``jobs/audit_outcome.py`` runs on a scheduler's worker from the release zip on PYTHONPATH,
+without Spark or torch.
 """
 
 from __future__ import annotations

@@ -31,10 +31,10 @@ Three tasks, so that the on-call tells an alert from a broken job by the task th
   names each rule, its value, whether it is new or firing since an earlier run, and the report:
   **the library needs attention**.
 
-The checks run ``python3 jobs/audit_outcome.py`` from ``DEEPIQA_HOME`` (it loads the outcome
-reader from the release zip: standard library only, boto3 for an ``s3a://``/``s3://`` state with
-the worker's AWS credentials), so the worker needs ``python3`` and, for S3, boto3 (the Amazon
-provider brings it); neither Spark nor torch.
+The checks run ``python3 jobs/audit_outcome.py`` from ``DEEPIQA_HOME`` with the release zip on
+``PYTHONPATH`` (the outcome reader is standard library only; boto3 for an ``s3a://``/``s3://``
+state with the worker's AWS credentials), so the worker needs ``python3`` and, for S3, boto3
+(the Amazon provider brings it); neither Spark nor torch.
 
 Settings are environment variables read when the file is parsed, not Airflow Variables: in
 Airflow 3 a ``Variable.get`` at parse time goes to the API server or the metadata database on
@@ -140,7 +140,8 @@ with DAG(
         ),
     )
     outcome = (
-        f"{PYTHON} {os.path.join(DEEPIQA_HOME, 'jobs', 'audit_outcome.py')} {STATE} "
+        f"PYTHONPATH={PY_FILES} {PYTHON} {os.path.join(DEEPIQA_HOME, 'jobs', 'audit_outcome.py')} "
+        f"{STATE} "
         f"--max-age-hours {OUTCOME_MAX_AGE_HOURS}"
     )
     check_run = BashOperator(
