@@ -160,6 +160,6 @@ def test_reinit_top_resets_convs_9_10_and_heads_only(nr_trainer):
             continue
         kept = any(key.startswith(p) for p in lower)
         assert torch.equal(value, before[key]) == kept, key
-    assert float(model.quality_output.bias) == 50.0
+    assert float(model.quality_output.bias.detach()) == 50.0
     nr_trainer.set_dropout(model, 0.0)
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
