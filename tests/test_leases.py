@@ -52,7 +52,7 @@ def test_two_runs_racing_for_one_folder_exactly_one_wins(spark, tmp_path):
         except StateBusyError as exc:
             lost.append(str(exc))
 
-    for attempt in range(3):
+    for attempt in range(10):
         folder = tmp_path / f"state{attempt}"
         folder.mkdir()
         start = threading.Barrier(2)

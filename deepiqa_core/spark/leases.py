@@ -126,8 +126,16 @@ class Lease:
         owner = read_owner(self.storage, self.folder)
         if is_live(owner):
             raise StateBusyError(held_message(owner, self.folder))
-        if owner is not None or self.storage.exists(self.path):
-            self.storage.delete(self.path)  # a dead run's (or an unreadable) record
+        if owner is None and self.storage.exists(self.path):
+            # unreadable: being written by a run that just took it, or a crash mid-write
+            if time.time() - self.storage.modified(self.path) < LEASE_SECONDS:
+                raise StateBusyError(held_message({}, self.folder))
+            self.storage.delete(self.path)
+        elif owner is not None:  # a dead run's record: remove it unless it was just replaced
+            again = read_owner(self.storage, self.folder)
+            if again is not None and again.get("token") != owner.get("token"):
+                raise StateBusyError(held_message(again, self.folder))
+            self.storage.delete(self.path)
         if not self.storage.create_new(self.path, owner_record(self.token, self.started)):
             raise StateBusyError(
                 held_message(read_owner(self.storage, self.folder) or {}, self.folder)

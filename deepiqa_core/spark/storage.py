@@ -128,8 +128,18 @@ class HadoopStorage:
             stream.close()
 
     def create_new(self, uri: str, text: str) -> bool:
-        """Write ``uri`` only if it does not exist (False if it does): atomic on HDFS, a
-        check-then-create on local disks and S3A (``leases`` reads back to settle the rest)."""
+        """Write ``uri`` only if it does not exist (False if it does): atomic on HDFS and on a
+        local disk (``O_EXCL``: Hadoop's local create checks, then opens), a check-then-create
+        on S3A (``leases`` reads back to settle the rest)."""
+        local = local_path_of(uri) if self._fs.getScheme() == "file" else None
+        if local is not None:
+            try:
+                fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            return True
         try:
             stream = self._fs.create(self._path(uri), False)
         except Exception as exc:  # noqa: BLE001 - py4j wraps Java's exception
