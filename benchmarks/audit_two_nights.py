@@ -27,6 +27,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 DEEPIQA = Path(sys.executable).with_name("deepiqa")
+MARK = ".audit-two-nights"  # marks --out as this script's, so a rerun may replace it
 RULES = ["error_rate>0.01", "median_drop>5", "worse(15)>0"]  # the README's suggested alerts
 
 
@@ -82,10 +83,13 @@ def main() -> None:
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     if len(photos) < args.count + 2:
         parser.error(f"{args.photos}: {len(photos)} photos, need {args.count + 2}")
-    if args.out.exists():
+    if args.out.exists():  # only this script's own earlier trial is replaced
+        if not (args.out / MARK).is_file():
+            parser.error(f"--out {args.out} exists and is not this script's output")
         shutil.rmtree(args.out)
     library, state = args.out / "library", args.out / "state"
     library.mkdir(parents=True)
+    (args.out / MARK).write_text("made by benchmarks/audit_two_nights.py\n")
     for photo in photos[: args.count]:
         shutil.copy(photo, library / photo.name)
     first = night(library, state)

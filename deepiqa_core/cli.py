@@ -283,18 +283,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_outcome(args: argparse.Namespace) -> int:
-    from .audit.outcome import OUTCOME, judge, read_outcome
+    from .audit.outcome import check
 
-    try:
-        text = read_outcome(args.state)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - credentials, network: the run's state is unknown
-        print(f"FAILED: could not read {args.state}/{OUTCOME}: {exc}")
-        return ExitCode.FAILED
-    code, line = judge(text, args.max_age_hours)
-    print(line)
-    return code
+    return check(args.state, args.max_age_hours)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..exits import UsageError
+
 OUTCOME = "_OUTCOME"
 ALERT = "_ALERT"
 EXIT_CODES = {"ok": 0, "alert": 1, "failed": 3}
@@ -68,26 +70,27 @@ def failed_outcome(run_id: str | None, exc: BaseException) -> dict:
     }
 
 
-def read_outcome(state: str) -> str | None:
-    """``STATE/_OUTCOME``'s text: a local path or ``file:`` URI, or ``s3://``/``s3a://`` (boto3:
-    AWS_* variables, AWS_ENDPOINT_URL for S3-compatible stores); None when there is none."""
+def read_state_file(state: str, *parts: str) -> bytes | None:
+    """A file of an audit state, or None when it is not there: a local path or ``file:`` URI,
+    or ``s3://``/``s3a://`` (boto3: AWS_* variables, AWS_ENDPOINT_URL for S3-compatible
+    stores). Shared by the outcome check and ``deepiqa report --publish``."""
     if state.startswith(("s3://", "s3a://")):
         import boto3
 
         bucket, _, prefix = state.split("://", 1)[1].partition("/")
-        key = f"{prefix.rstrip('/')}/{OUTCOME}" if prefix.strip("/") else OUTCOME
+        key = "/".join([prefix.rstrip("/"), *parts]) if prefix.strip("/") else "/".join(parts)
         client = boto3.client("s3")
         try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey:
             return None
     if "://" in state and not state.startswith("file:"):
-        raise ValueError(f"{state}: read _OUTCOME from a path, file:, s3:// or s3a:// state")
-    path = Path(
+        raise UsageError(f"{state}: a state on a path, file:, s3:// or s3a:// is read here")
+    root = Path(
         "/" + state.removeprefix("file:").lstrip("/") if state.startswith("file:") else state
     )
-    target = path / OUTCOME
-    return target.read_text() if target.is_file() else None
+    path = root.joinpath(*parts)
+    return path.read_bytes() if path.is_file() else None
 
 
 def _age_hours(stamp: str) -> float:
@@ -142,16 +145,28 @@ def build_parser(prog: str = "python3 jobs/audit_outcome.py") -> argparse.Argume
     return parser
 
 
+def check(state: str, max_age_hours: float | None) -> int:
+    """Print the verdict on ``state``'s outcome; its exit code. A URI of another kind is a
+    ``UsageError``; one that cannot be read (credentials, network) is a failed check."""
+    try:
+        data = read_state_file(state, OUTCOME)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - credentials, network: the run's state is unknown
+        print(f"FAILED: could not read {state}/{OUTCOME}: {exc}")
+        return STALE
+    code, line = judge(data.decode() if data else None, max_age_hours)
+    print(line)
+    return code
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog or "python3 jobs/audit_outcome.py").parse_args(argv)
     try:
-        text = read_outcome(args.state)
-    except Exception as exc:  # noqa: BLE001 - credentials, network, a bad URI: one line
-        print(f"FAILED: could not read {args.state}/{OUTCOME}: {exc}")
-        return STALE
-    code, line = judge(text, args.max_age_hours)
-    print(line)
-    return code
+        return check(args.state, args.max_age_hours)
+    except UsageError as exc:
+        print(f"{prog or 'audit_outcome'}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

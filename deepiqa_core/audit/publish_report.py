@@ -16,9 +16,9 @@ for S3-compatible stores).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ..exits import UsageError
+from .outcome import read_state_file
 
 LATEST = "_LATEST"
 RUNS = "runs"
@@ -29,38 +29,16 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _read(state: str, *parts: str) -> bytes | None:
-    if state.startswith(("s3://", "s3a://")):
-        import boto3
-
-        bucket, prefix = _split(state)
-        key = "/".join([prefix.rstrip("/"), *parts]) if prefix.strip("/") else "/".join(parts)
-        client = boto3.client("s3")
-        try:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except client.exceptions.NoSuchKey:
-            return None
-    if "://" in state and not state.startswith("file:"):
-        raise UsageError(f"{state}: publish reads a state on a path, file:, s3:// or s3a://")
-    root = (
-        Path("/" + state.removeprefix("file:").lstrip("/"))
-        if state.startswith("file:")
-        else Path(state)
-    )
-    path = root.joinpath(*parts)
-    return path.read_bytes() if path.is_file() else None
-
-
 def latest_report(state: str) -> tuple[str, bytes]:
     """(run id, report.html bytes) of the state's latest published run."""
-    text = _read(state, LATEST)
+    text = read_state_file(state, LATEST)
     if not text:
         raise UsageError(f"{state} has no published audit run ({LATEST} is missing)")
     try:
         run_id = json.loads(text)["run_id"]
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{state}/{LATEST} is unreadable ({exc})") from None
-    html = _read(state, RUNS, run_id, "report.html")
+    html = read_state_file(state, RUNS, run_id, "report.html")
     if html is None:
         raise UsageError(f"{state}/{RUNS}/{run_id}/report.html is missing")
     return run_id, html

@@ -8,11 +8,11 @@ even when the next night's driver runs on another host. On the same host a dead 
 lease at once.
 
 Taking a lease is create, settle, read back: a run that finds no live record removes a dead
-one, creates its own only if none exists (``Storage.create_new``: atomic on HDFS and with S3's
-conditional PUT), waits ``SETTLE_SECONDS`` and reads the record again; only the run whose token
-is still there goes on. Two runs racing for one folder therefore cannot both win unless one of
-them took longer than ``SETTLE_SECONDS`` between its check and its create (milliseconds apart);
-object stores give read-after-write consistency for this.
+one, creates its own only if none exists (``Storage.create_new``: atomic on local disks, HDFS
+and with S3's conditional PUT), waits ``SETTLE_SECONDS`` and reads the record again; only the
+run whose token is still there goes on. Two runs racing for one folder therefore cannot both
+win unless one of them took longer than ``SETTLE_SECONDS`` between its check and its create
+(milliseconds apart); object stores give read-after-write consistency for this.
 """
 
 from __future__ import annotations
@@ -94,6 +94,14 @@ def alive(storage: Storage, folder: str) -> bool:
     return is_live(read_owner(storage, folder))
 
 
+def check_free(storage: Storage, folder: str) -> dict | None:
+    """``StateBusyError`` while a live run holds ``folder``; else its dead record (or None)."""
+    owner = read_owner(storage, folder)
+    if is_live(owner):
+        raise StateBusyError(held_message(owner, folder))
+    return owner
+
+
 def held_message(owner: dict, folder: str) -> str:
     if "started" not in owner:
         return f"another run took {folder} at the same moment; it holds it now"
@@ -123,9 +131,7 @@ class Lease:
         return join(self.folder, OWNER)
 
     def acquire(self, settle: float = SETTLE_SECONDS) -> Lease:
-        owner = read_owner(self.storage, self.folder)
-        if is_live(owner):
-            raise StateBusyError(held_message(owner, self.folder))
+        owner = check_free(self.storage, self.folder)
         if owner is None and self.storage.exists(self.path):
             # unreadable: being written by a run that just took it, or a crash mid-write
             if time.time() - self.storage.modified(self.path) < LEASE_SECONDS:

@@ -32,10 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import StateBusyError
 from ..exits import OutputExistsError, UsageError
 from ..outputs import MARKER, marker_kind, marker_text
-from .leases import Lease, alive, held_message, read_owner
+from .leases import Lease, alive, check_free
 from .storage import HadoopStorage, Storage, join, parent_and_name, storage_for
 
 COMPLETE_MARKER = "_COMPLETE"
@@ -149,18 +148,13 @@ def _held(storage: Storage, work: str) -> Iterator[None]:
     lease.release()
 
 
-def _check_free(storage: Storage, work: str) -> None:
-    if alive(storage, work):
-        raise StateBusyError(held_message(read_owner(storage, work) or {}, work))
-
-
 @contextmanager
 def _rename_run(storage: Storage, target: str, overwrite: bool, resume: bool, key: str):
     parent, name = parent_and_name(target)
     work = join(parent, f".{name}.staging-{key}")
     resumable = resume and storage.exists(work) and not storage.exists(join(work, COMPLETE_MARKER))
     if resumable:
-        _check_free(storage, work)
+        check_free(storage, work)
     recover(storage, target, keep=work if resumable else None)
     _check_target(storage, target, overwrite)
     if not resumable and storage.exists(work):
@@ -246,7 +240,7 @@ def _pointer_run(
         name = max(unfinished) if resumable else _new_name(key)
         work = join(target, RUNS, name)
     if resumable:
-        _check_free(work_storage, work)
+        check_free(work_storage, work)
     current = _claim(storage, target, overwrite, resumable)
     _pointer_cleanup(storage, target, keep={n for n in (current, name) if n})
     if not resumable and work_storage.exists(work):
