@@ -156,7 +156,9 @@ def test_alert_rules_set_exit_code_1_and_are_named(spark, audit, weights_dir, tm
     assert [a["value"] for a in second["alerts"]] == [0.0, 0]
 
 
-def test_usage_errors_exit_2_and_touch_nothing(spark, audit, weights_dir, tmp_path, capsys):
+def test_usage_errors_exit_2_and_touch_nothing(
+    spark, audit, weights_dir, tmp_path, capsys, s3_listing_prefixes
+):
     lib = _library(tmp_path / "lib", 2)
     theirs = tmp_path / "theirs"
     theirs.mkdir()
@@ -168,9 +170,14 @@ def test_usage_errors_exit_2_and_touch_nothing(spark, audit, weights_dir, tmp_pa
     inside = lib / "state"
     assert audit([str(lib), "--state", str(inside), "--weights", nr], spark=spark) == 2
     assert not inside.exists()
-    # plain s3:// (boto3, no Hadoop connector here): refused before anything is written
-    assert audit([str(lib), "--state", "s3://media/audit-state", "--weights", nr], spark=spark) == 2
-    assert "no file system for it" in capsys.readouterr().err
+    # plain s3:// (boto3, no Hadoop connector here): someone else's prefix is refused as such
+    import boto3
+
+    boto3.client("s3").put_object(Bucket="media", Key="their-prefix/keep.txt", Body=b"mine")
+    assert audit([str(lib), "--state", "s3://media/their-prefix", "--weights", nr], spark) == 2
+    assert "not a deepiqa audit state" in capsys.readouterr().err
+    listed = boto3.client("s3").list_objects_v2(Bucket="media", Prefix="their-prefix/")
+    assert [o["Key"] for o in listed["Contents"]] == ["their-prefix/keep.txt"]
     fresh = tmp_path / "fresh-state"
     for precision in ("bf16", "auto"):  # runs must compare across nights and hardware
         args = [str(lib), "--state", str(fresh), "--weights", nr, "--precision", precision]
@@ -488,3 +495,101 @@ def test_the_suggested_alerts_stay_quiet_on_the_clean_bundled_samples(spark, aud
     assert audit(args, spark=spark) == 0
     summary = _summary(state=tmp_path / "state")
     assert [a["fired"] for a in summary["alerts"]] == [False] * len(ALERTS)
+
+
+def _s3_json(s3, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket="media", Key=key)["Body"].read())
+
+
+@pytest.mark.slow  # four audit runs, two of them in their own spark-submit-like processes
+def test_a_state_on_plain_s3_two_nights_a_kill_and_a_resume(
+    spark, audit, weights_dir, tmp_path, s3_server, s3_listing_prefixes
+):
+    """--state s3://… where Spark has no S3 connector: small files by boto3, the snapshot
+    imported and the history/snapshot exported by executor-side readers and writers, _LATEST
+    last. Once refused as a usage error ('this Spark has no file system for it')."""
+    import boto3
+    import pyarrow.fs as pafs
+
+    from deepiqa_core.cli import main as deepiqa
+    from deepiqa_core.spark.publish import staging_folder
+
+    s3 = boto3.client("s3")
+    for i in range(6):
+        data = encode(make_image(40, 72, seed=i))
+        s3.put_object(Bucket="media", Key=f"night-lib/{'ab'[i % 2]}/img{i}.png", Body=data)
+    state, key = "s3://media/audit-state/nightly", "audit-state/nightly"
+    nr = str(weights_dir / "wadiqam-nr.safetensors")
+    args = ["s3://media/night-lib/", "--state", state, "--weights", nr]
+
+    assert audit(args, spark=spark) == 0  # night 1, in this process's Spark
+    first = _s3_json(s3, f"{key}/_LATEST")
+    summary = _s3_json(s3, f"{key}/runs/{first['run_id']}/summary.json")
+    assert summary["counts"]["new"] == 6 and summary["report"].startswith(state)
+    assert _s3_json(s3, f"{key}/_OUTCOME")["outcome"] == "ok"
+
+    # night 2: one replaced, one deleted, one added; the first try is killed before it commits
+    s3.put_object(Bucket="media", Key="night-lib/b/img1.png", Body=encode(make_image(40, 72, 9)))
+    s3.delete_object(Bucket="media", Key="night-lib/a/img2.png")
+    s3.put_object(Bucket="media", Key="night-lib/b/img7.png", Body=encode(make_image(40, 72, 7)))
+    base = [sys.executable, str(JOBS / "audit.py"), *args]
+    killed = subprocess.run([*base, "--stop-before-publish"], capture_output=True, timeout=600)
+    assert killed.returncode == -9
+    assert _s3_json(s3, f"{key}/_LATEST") == first  # nothing published
+    # what a kill in the middle of the export leaves: objects _LATEST does not name
+    half = "20991231T000000-000000"
+    for leftover in (
+        f"history/run_date=2099-12-31/run_id={half}/part-00000-0-x.parquet",
+        f"snapshots/{half}/part-00000-0-x.parquet",
+        f"runs/{half}/summary.json",
+    ):
+        s3.put_object(Bucket="media", Key=f"{key}/{leftover}", Body=b"half written")
+    done = subprocess.run(base, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    latest = _s3_json(s3, f"{key}/_LATEST")
+    assert latest["runs"][0] == first["run_id"] and len(latest["runs"]) == 2
+    second = _s3_json(s3, f"{key}/runs/{latest['run_id']}/summary.json")
+    c = second["counts"]
+    assert (c["changed"], c["new"], c["removed"], c["scored"], c["unchanged"]) == (1, 1, 1, 2, 4)
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket="media", Prefix=key)["Contents"]}
+    assert not [k for k in listed if half in k or "/_work/" in k]  # the half run is gone
+    assert {k.split("/")[3] for k in listed if "/snapshots/" in k} == set(latest["runs"])
+    scratch, scratch_root = staging_folder(spark, state)
+    assert not scratch.exists(scratch_root)  # the run's Spark work on the default FS, cleared
+
+    # the layout other tools read: pyarrow's own S3 file system, hive partitions
+    creds = boto3.session.Session().get_credentials()
+    fs = pafs.S3FileSystem(
+        access_key=creds.access_key,
+        secret_key=creds.secret_key,
+        endpoint_override=s3_server["url"],
+        region="us-east-1",
+    )
+    history = ds.dataset(f"media/{key}/history", filesystem=fs, partitioning="hive").to_table()
+    per_run = history.to_pandas().groupby("run_id").size().to_dict()
+    assert per_run == {first["run_id"]: 6, latest["run_id"]: 3}  # 2 scored + 1 removed
+    snap = ds.dataset(f"media/{key}/{latest['snapshot']}", filesystem=fs).to_table().to_pandas()
+    assert len(snap) == 7 and snap["removed"].sum() == 1
+    replaced = snap.set_index("uri").loc["s3://media/night-lib/b/img1.png"]
+    assert replaced["run_id"] == latest["run_id"] and replaced["score"] == pytest.approx(
+        second["changes"]["changed"]["rows"][0]["score"], abs=1e-3
+    )
+    # night 3 in this process: nothing changed, nothing scored, every score carried forward
+    assert audit(args, spark=spark) == 0
+    third = _s3_json(s3, f"{key}/runs/{_s3_json(s3, f'{key}/_LATEST')['run_id']}/summary.json")
+    assert third["counts"]["scored"] == 0 and third["counts"]["unchanged"] == 6
+    assert third["library_stats"]["median"] == second["library_stats"]["median"]
+    assert deepiqa(["outcome", state, "--max-age-hours", "1"]) == 0
+    # a damaged snapshot object is named; --full rebuilds from the history on S3
+    snap_key = next(
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket="media", Prefix=f"{key}/snapshots/")["Contents"]
+        if _s3_json(s3, f"{key}/_LATEST")["run_id"] in o["Key"] and o["Key"].endswith(".parquet")
+    )
+    s3.put_object(Bucket="media", Key=snap_key, Body=b"PAR1 truncated")
+    assert audit(args, spark=spark) == 3
+    assert _s3_json(s3, f"{key}/_OUTCOME")["outcome"] == "failed"
+    assert audit([*args, "--full"], spark=spark) == 0
+    rebuilt = _s3_json(s3, f"{key}/runs/{_s3_json(s3, f'{key}/_LATEST')['run_id']}/summary.json")
+    assert rebuilt["counts"]["library"] == 6 and rebuilt["library_stats"] == third["library_stats"]

@@ -84,16 +84,6 @@ def read_s3_parquet(s3, bucket: str, prefix: str) -> pd.DataFrame:
     return pd.concat(parts).sort_values("id").reset_index(drop=True)
 
 
-@pytest.fixture
-def s3_listing_prefixes(s3_server):
-    """moto's server, with IAM enforced, rejects the signature of any list request whose
-    parameters contain "/" (getmoto/moto#5948; real S3 does not): IAM is off for these tests."""
-    from moto.core.authorization import disable_iam_authentication
-
-    with disable_iam_authentication():
-        yield
-
-
 @pytest.mark.slow
 def test_s3_output_is_exported_and_published_by_pointer(
     job, spark, photos, weights_dir, tmp_path, s3_listing_prefixes

@@ -10,7 +10,8 @@ from ..weights.format import SCORE_DIRECTIONS
 from .alerts import ALERTS_HELP, AlertRule, parse_rule
 
 STATE_HELP = """\
-state (--state STATE: a folder or URI the audit owns; any file system Spark writes):
+state (--state STATE: a folder or URI the audit owns; any file system Spark writes, or s3://
+through boto3 where Spark has no S3 connector):
   _LATEST                      JSON: the latest run, its snapshot, every committed run
   history/run_date=D/run_id=R/ Parquet, append-only: a row per image scored or removed in R:
                                id, uri, ref_uri, version, event (scored|removed), reason
@@ -27,6 +28,7 @@ examples:
   spark-submit jobs/audit.py s3a://media/library/ --state s3a://media/deepiqa/audit \\
       --alert "error_rate>0.01" --alert "median_drop>5" --alert "worse(15)>0"
   deepiqa audit photos/ --state audit-state/                 # one machine, local Spark
+  deepiqa audit s3://media/library/ --state s3://media/deepiqa/audit   # no S3A needed
   deepiqa audit manifest.parquet --state audit/ --version-column etag --full"""
 
 

@@ -113,7 +113,7 @@ def audit(spark: SparkSession, spec: AuditSpec) -> dict:
     return summary
 
 
-def previous_snapshot(spark: SparkSession, state: AuditState, full: bool) -> DataFrame | None:
+def previous_snapshot(state: AuditState, run_id: str, full: bool) -> DataFrame | None:
     """The last run's snapshot; one that cannot be read (a truncated file) is an
     ``AuditStateError`` naming it, or with ``full`` rebuilt from the history: each image's
     latest event, in run order."""
@@ -121,8 +121,9 @@ def previous_snapshot(spark: SparkSession, state: AuditState, full: bool) -> Dat
     try:
         if uri is None:
             return None
-        frame = spark.read.parquet(uri)
-        frame.count()  # reads every file's footer now: a truncated one fails here, named
+        frame = state.read_dataset(uri, run_id, "previous")
+        if frame is not None:
+            frame.count()  # reads every file's footer now: a truncated one fails here, named
         return frame
     except Exception as exc:  # noqa: BLE001 - Spark's analysis/IO errors
         if not full:
@@ -133,7 +134,9 @@ def previous_snapshot(spark: SparkSession, state: AuditState, full: bool) -> Dat
     if not state.storage.list(history_uri):
         return None
     try:
-        history = spark.read.parquet(history_uri)
+        history = state.read_dataset(history_uri, run_id, "previous_history")
+        if history is None:
+            return None
         latest = Window.partitionBy("id").orderBy(F.col("run_id").desc())
         return (
             history.withColumn("_n", F.row_number().over(latest))
@@ -165,7 +168,7 @@ def _run(
         work("stage"),
         spec.execution.listing_batch,
     )
-    previous = previous_snapshot(spark, state, spec.full)
+    previous = previous_snapshot(state, run_id, spec.full)
     planned = classify(library, previous, model.sha256, spec.full)
     bytes_cols = [c for c in ("image", "ref_image") if c in planned.columns]
     planned.drop(*bytes_cols).write.parquet(work("plan"))

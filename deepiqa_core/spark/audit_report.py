@@ -97,13 +97,13 @@ def write_report(
     }
     html = render_report(summary, extras)
     summary["report_bytes"] = len(html.encode())
-    state.storage.write_text(
+    state.scratch.write_text(
         state.work(run_id, "report", "summary.json"), json.dumps(summary, indent=2) + "\n"
     )
-    state.storage.write_text(state.work(run_id, "report", "report.html"), html)
+    state.scratch.write_text(state.work(run_id, "report", "report.html"), html)
     if summary["alerted"]:
         fired = [a for a in summary["alerts"] if a["fired"]]
-        state.storage.write_text(
+        state.scratch.write_text(
             state.work(run_id, "report", ALERT), json.dumps(fired, indent=1) + "\n"
         )
 

@@ -1,7 +1,8 @@
 """The audit's state folder (``--state``): history, snapshots, per-run reports, one pointer.
 
 Layout (``STATE`` is any URI the cluster's Hadoop file system layer writes: a path, ``file:``,
-``hdfs:``, ``s3a:``, ``gs:``, ``abfss:``, ``dbfs:``)::
+``hdfs:``, ``s3a:``, ``gs:``, ``abfss:``, ``dbfs:``; or ``s3://`` where the cluster has no S3
+connector, see below)::
 
     _DEEPIQA_OUTPUT                    marks the folder as an audit state deepiqa owns
     _LATEST                            JSON: the latest published run, its snapshot, the
@@ -21,6 +22,14 @@ A run writes only ``_work/R`` until it is complete, then moves its history parti
 and report into place and writes ``_LATEST``. A run killed at any point publishes nothing: the
 next run deletes what is not named in ``_LATEST`` (uncommitted history partitions included) and
 redoes its delta. The last ``KEEP_SNAPSHOTS`` snapshots are kept (earlier ones are the history's).
+
+**``s3://`` without an S3 connector** (local mode, plain clusters, the score job's ``s3://``
+rule): the small files (``_LATEST``, ``_OUTCOME``, the lease, reports) go through boto3; Spark's
+work lives on the default file system (``publish.staging_folder``: one folder per state, cleared
+by the next run like ``_work``); the previous snapshot is imported from S3 by executor-side
+readers (``export.import_dataset``) and the new history partition and snapshot are exported by
+executor-side writers (``export.export_dataset``) before ``_LATEST`` is written (one PUT, the
+commit). The layout on S3 is the same, so Spark (S3A), DuckDB or pyarrow read it as usual.
 """
 
 from __future__ import annotations
@@ -30,12 +39,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyspark.sql import DataFrame
+
 from ..audit.outcome import OUTCOME, failed_outcome
 from ..errors import AuditStateError
 from ..exits import UsageError
 from ..outputs import MARKER, marker_text
+from .export import export_dataset, import_dataset
 from .leases import OWNER, Lease
-from .storage import HadoopStorage, join, storage_for
+from .publish import staging_folder
+from .storage import HadoopStorage, Storage, join, storage_for
 
 LATEST = "_LATEST"
 RUNNING = OWNER  # the lease of the run in progress
@@ -82,13 +95,16 @@ class AuditState:
 
     def __init__(self, spark: Any, uri: str):
         storage, spark_writes = storage_for(spark, uri, "--state")
-        if not spark_writes or not isinstance(storage, HadoopStorage):
-            raise UsageError(
-                f"--state {uri}: the audit reads its state back with Spark, and this Spark has "
-                "no file system for it; use s3a:// with the cluster's S3 connector, HDFS or a path"
-            )
-        self.storage = storage
-        self.uri = storage.qualify(uri)
+        self.spark = spark
+        self.storage: Storage = storage
+        self.exported = not spark_writes  # s3:// through boto3: datasets copied in and out
+        self.scratch: Storage
+        if isinstance(storage, HadoopStorage):
+            self.uri = storage.qualify(uri)
+            self.scratch, self.scratch_root = storage, join(self.uri, WORK)
+        else:
+            self.uri = uri.rstrip("/")
+            self.scratch, self.scratch_root = staging_folder(spark, self.uri)
         self.latest = Latest()
         self.lease: Lease | None = None
 
@@ -134,6 +150,7 @@ class AuditState:
             self.latest = self._latest_from_history()
         committed = set(self.latest.runs)
         s.delete(self.path(WORK))
+        self.scratch.delete(self.scratch_root)
         s.delete(self.path(LATEST + ".new"))
         for folder in (RUNS, SNAPSHOTS):
             for name in s.list(self.path(folder)):
@@ -178,10 +195,18 @@ class AuditState:
     # --- a run ---------------------------------------------------------------------------
 
     def work(self, run_id: str, *parts: str) -> str:
-        return self.path(WORK, run_id, *parts)
+        """A path in this run's scratch (Spark-writable; ``self.scratch`` writes small files)."""
+        return join(self.scratch_root, run_id, *parts)
 
     def snapshot_uri(self) -> str | None:
         return self.path(self.latest.snapshot) if self.latest.snapshot else None
+
+    def read_dataset(self, uri: str, run_id: str, name: str) -> DataFrame | None:
+        """A Parquet dataset of the state as Spark reads it: in place, or for an ``s3://``
+        state imported into the run's scratch folder ``name`` first (None: no rows there)."""
+        if self.exported:
+            return import_dataset(self.spark, uri, self.work(run_id, name))
+        return self.spark.read.parquet(uri)
 
     def summaries(self, limit: int = 90) -> list[dict]:
         """The last ``limit`` committed runs' summary.json, oldest first."""
@@ -202,12 +227,20 @@ class AuditState:
         """Move the run's history partition, snapshot and report into place, then commit."""
         s = self.storage
         partition = f"run_date={run_date}/run_id={run_id}"
-        s.mkdirs(self.path(HISTORY, f"run_date={run_date}"))
-        s.rename(self.work(run_id, "history"), self.path(HISTORY, partition))
-        s.mkdirs(self.path(SNAPSHOTS))
-        s.rename(self.work(run_id, "snapshot"), self.path(SNAPSHOTS, run_id))
-        s.mkdirs(self.path(RUNS))
-        s.rename(self.work(run_id, "report"), self.path(RUNS, run_id))
+        if self.exported:  # copies under names _LATEST does not list yet: invisible until then
+            export_dataset(self.spark, self.work(run_id, "history"), self.path(HISTORY, partition))
+            export_dataset(self.spark, self.work(run_id, "snapshot"), self.path(SNAPSHOTS, run_id))
+            report = self.work(run_id, "report")
+            for name in self.scratch.list(report):
+                text = self.scratch.read_text(join(report, name)) or ""
+                s.write_text(self.path(RUNS, run_id, name), text)
+        else:
+            s.mkdirs(self.path(HISTORY, f"run_date={run_date}"))
+            s.rename(self.work(run_id, "history"), self.path(HISTORY, partition))
+            s.mkdirs(self.path(SNAPSHOTS))
+            s.rename(self.work(run_id, "snapshot"), self.path(SNAPSHOTS, run_id))
+            s.mkdirs(self.path(RUNS))
+            s.rename(self.work(run_id, "report"), self.path(RUNS, run_id))
         runs = [*self.latest.runs, run_id]
         latest = Latest(
             run_id,
@@ -226,4 +259,4 @@ class AuditState:
         self.latest = latest
         for old in runs[:-KEEP_SNAPSHOTS]:
             s.delete(self.path(SNAPSHOTS, old))
-        s.delete(self.path(WORK))  # one run at a time: the scratch is all this run's
+        self.scratch.delete(self.scratch_root)  # one run at a time: the scratch is all this run's

@@ -296,7 +296,15 @@ def publish(
         return
     if export is None:
         raise UsageError(f"--output {target}: Spark cannot write there and this job cannot export")
-    default_fs = HadoopStorage(spark, STAGING_ROOT)
-    root = join(default_fs.qualify(STAGING_ROOT), hashlib.sha256(target.encode()).hexdigest()[:12])
+    default_fs, root = staging_folder(spark, target)
     with _pointer_run(storage, target, overwrite, resume, key, default_fs, root, export) as run:
         yield run
+
+
+def staging_folder(spark: Any, target: str) -> tuple[HadoopStorage, str]:
+    """Where work for an ``s3://`` target Spark cannot write lives: ``STAGING_ROOT/<hash of
+    the target>`` on the default file system (one folder per target, so the next run for the
+    same target finds what a killed one left; the target's lease makes it this run's alone)."""
+    default_fs = HadoopStorage(spark, STAGING_ROOT)
+    name = hashlib.sha256(target.encode()).hexdigest()[:12]
+    return default_fs, join(default_fs.qualify(STAGING_ROOT), name)

@@ -172,6 +172,12 @@ class S3Storage:
         pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
+    def objects(self, uri: str) -> list[str]:
+        """Every object under the prefix ``uri``, as URIs of ``uri``'s scheme."""
+        bucket, _ = self._key(uri)
+        scheme = uri.split("://", 1)[0]
+        return [f"{scheme}://{bucket}/{key}" for key in self._keys(uri)]
+
     def exists(self, uri: str) -> bool:
         bucket, key = self._key(uri)
         try:
