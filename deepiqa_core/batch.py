@@ -396,7 +396,7 @@ def probe_frame(frame: pd.DataFrame, config: BatchConfig) -> pd.DataFrame:
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bicubic resize of an RGB uint8 image to (height, width)."""
     height, width = size
-    return np.array(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+    return np.array(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
 
 
 _cache_lock = threading.Lock()

@@ -154,7 +154,7 @@ def test_streamed_listing_and_chunks_give_the_same_rows_as_one_pass(
         spec = ScoreJobSpec(InputSpec(str(photos)), weights, out, execution=execution)
         summary = run_score_job(spark, spec)
         runs.append(scores(out))
-        assert summary["chunks"] == (3 if rows == 3 else 1)
+        assert summary.engine_facts["chunks"] == (3 if rows == 3 else 1)
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
 

@@ -122,12 +122,13 @@ def test_folder_gives_one_row_per_file_with_its_error_code(spark, photos, weight
             assert row.model == "wadiqam-nr" and len(row.model_sha256) == 64
         else:
             assert np.isnan(row.score) and row.error_message
-    assert json.loads((out / "summary.json").read_text()) == summary
-    assert summary["rows_in"] == summary["rows_out"] == len(BAD_AND_ODD)
-    assert summary["errors_by_code"] == {"decode_error": 4, "too_large": 1, "too_small": 1}
-    assert 1 <= summary["model_loads"] <= 2  # once per Python worker, not per batch or task
-    assert summary["model_loads_by_compute"] == {"cpu/fp32": summary["model_loads"]}
-    assert summary["worker_peak_rss_mib"] > 100  # torch + the model, measured in the workers
+    assert json.loads((out / "summary.json").read_text()) == summary.to_json()
+    assert summary.stats.rows_in == summary.stats.rows_out == len(BAD_AND_ODD)
+    assert summary.stats.errors_by_code == {"decode_error": 4, "too_large": 1, "too_small": 1}
+    assert 1 <= summary.model_loads <= 2  # once per Python worker, not per batch or task
+    assert summary.model_loads_by_compute == {"cpu/fp32": summary.model_loads}
+    assert summary.engine_facts["worker_peak_rss_mib"] > 100  # torch + the model, in the workers
+    assert json.loads((out / "summary.json").read_text())["schema_version"] == 1
     assert (out / "_COMPLETE").exists()
     assert len(pd.concat(pd.read_csv(p) for p in (out / "scores_csv").glob("*.csv"))) == 11
     assert not list(tmp_path.glob(".out.staging-*"))

@@ -50,8 +50,8 @@ from ..errors import (
 )
 from ..local_scorer import scorer_from_bytes
 from ..options import ScoringOptions
+from ..runs.summary import LOADS_COUNTER_PREFIX
 from ..sources import S3_SCHEMES
-from ..summaries import LOADS_COUNTER_PREFIX
 from ..weights import weights_sha256
 
 NAMESPACE = "deepiqa"

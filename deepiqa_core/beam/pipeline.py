@@ -28,7 +28,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import time
 import uuid
@@ -46,14 +45,14 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from .. import __version__, summaries
 from ..batch import OUTPUT_COLUMNS, ImageRow
 from ..errors import DeepIQAError
-from ..exits import ExitCode, UsageError, threshold_code
+from ..exits import UsageError
 from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
 from ..local_scorer import read_weights
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
+from ..runs.summary import PERCENTILES, RunSummary, ScoreStats, loads_by_compute, versions
 from ..sources import local_path
 from ..weights import load_weights, weights_sha256
 from . import publish
@@ -68,7 +67,6 @@ ARROW_TYPES = {
     "boolean": pa.bool_(),
     "bigint": pa.int64(),
 }
-PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 WEIGHTS_FILE = "_weights.safetensors"
 ITEMS = "_items"
 SCORES = "scores"
@@ -115,9 +113,9 @@ def pipeline_options(args: tuple[str, ...]) -> PipelineOptions:
     return options
 
 
-def _absolute(source: str | None) -> str | None:
+def _absolute(source: str) -> str:
     """Listed local paths are absolute, as in the Spark job (workers run elsewhere)."""
-    if source is None or is_manifest(source) or "://" in source:
+    if is_manifest(source) or "://" in source:
         return source
     return os.path.abspath(source)
 
@@ -167,11 +165,12 @@ def items_table(
 ) -> pa.Table:
     """``id, uri[, image][, ref_uri][, ref_image]`` and the passed columns, one row per input."""
     _check_schemes(spec)
-    listed = replace(spec, source=_absolute(spec.source), ref=_absolute(spec.ref))
+    ref = None if spec.ref is None else _absolute(spec.ref)
+    listed = replace(spec, source=_absolute(spec.source), ref=ref)
     rows = image_rows(listed, full_reference, variant)
     manifest = read_table(spec.source) if spec.is_manifest else None
     extras = passed_table(manifest, spec, pass_columns)
-    ids = [r.id for r in rows]
+    ids: list[str | None] = [r.id for r in rows]
     if manifest is not None and spec.id_column not in manifest.columns:
         ids = unique_ids(ids)
     columns: dict[str, pa.Array] = {
@@ -316,55 +315,35 @@ def read_scores(run: Run, columns: list[str]) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def summarise(scores: pa.Table, rows_in: int) -> dict:
+def score_stats(scores: pa.Table, rows_in: int) -> ScoreStats:
     """Counts, errors by code and exact score percentiles of the written scores."""
-    codes = scores.column("error_code").to_pylist()
     errors: dict[str, int] = {}
-    for code in codes:
+    for code in scores.column("error_code").to_pylist():
         if code is not None:
             errors[code] = errors.get(code, 0) + 1
     values = np.array([v for v in scores.column("score").to_pylist() if v is not None], float)
     in_range = scores.column("in_range").to_pylist()
-    percentiles = (
-        np.quantile(values, PERCENTILES, method="inverted_cdf").tolist() if len(values) else []
-    )
-    return {
-        "rows_in": rows_in,
-        "rows_out": scores.num_rows,
-        "scored": int(len(values)),
-        "failed": sum(errors.values()),
-        "errors_by_code": dict(sorted(errors.items())),
-        "out_of_range": sum(1 for v in in_range if v is False),
-        "score_mean": float(values.mean()) if len(values) else None,
-        "score_percentiles": dict(
-            zip([f"p{int(q * 100)}" for q in PERCENTILES], percentiles, strict=False)
+    return ScoreStats.build(
+        rows_in=rows_in,
+        rows_out=scores.num_rows,
+        scored=len(values),
+        errors=errors,
+        out_of_range=sum(1 for v in in_range if v is False),
+        mean=float(values.mean()) if len(values) else None,
+        quantiles=(
+            np.quantile(values, PERCENTILES, method="inverted_cdf").tolist() if len(values) else []
         ),
-        "percentile_rank_error": 0.0,  # exact: the launcher reads the score column back
-    }
+        rank_error=0.0,  # exact: the launcher reads the score column back
+    )
 
 
-def versions() -> dict:
-    import pandas
-    import torch
-
-    return {
-        "deepiqa": __version__,
-        "python": platform.python_version(),
-        "apache_beam": beam.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pandas.__version__,
-        "pyarrow": pa.__version__,
-    }
-
-
-def format_summary(summary: dict) -> str:
+def format_summary(summary: RunSummary) -> str:
     """The lines the job prints (the same facts as the Spark job's)."""
-    return summaries.format_summary(
-        summary,
-        f"deepiqa score (Beam, {summary['runner']})",
-        f"for {summary['batches']} batches of at most "
-        f"{summary['arguments']['execution']['max_batch_rows']} rows",
+    facts = summary.engine_facts
+    return summary.text(
+        f"deepiqa score (Beam, {facts['runner']})",
+        f"for {facts['batches']} batches of at most "
+        f"{summary.arguments['execution']['max_batch_rows']} rows",
     )
 
 
@@ -390,7 +369,7 @@ def _drop_scratch(run: Run) -> None:
         FileSystems.delete([run.path(WEIGHTS_FILE)])
 
 
-def run_score_beam(spec: ScoreBeamSpec) -> dict:
+def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
     """Check, stage, run the pipeline, summarise and publish; returns the summary."""
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     options = pipeline_options(spec.pipeline_args)
@@ -443,38 +422,35 @@ def run_score_beam(spec: ScoreBeamSpec) -> dict:
         if state != PipelineState.DONE:
             raise DeepIQAError(f"the pipeline ended {state}")
         metrics = counters(result)
-        loads = summaries.loads_by_compute(metrics)
-        stats = summarise(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
-        if stats["rows_out"] != stats["rows_in"]:
-            raise DeepIQAError(f"{stats['rows_out']} output rows for {stats['rows_in']} inputs")
+        stats = score_stats(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
+        if stats.rows_out != stats.rows_in:
+            raise DeepIQAError(f"{stats.rows_out} output rows for {stats.rows_in} inputs")
         _drop_scratch(run)
         elapsed = time.perf_counter() - started
-        summary = {
-            "model": meta.variant,
-            "model_sha256": sha,
-            "run_id": run_name,
-            "started_at": started_at,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **stats,
-            "seconds": round(elapsed, 2),
-            "images_per_second": round(items.num_rows / elapsed, 2) if elapsed > 0 else None,
-            "runner": runner,
-            "model_loads": sum(loads.values()),
-            "model_loads_by_compute": loads,
-            "batches": metrics.get("batches", 0),
-            "output_files": shards,
-            "output": run.published,
-            "publish": run.mode,
-            "input": {"source": spec.inputs.source, "ref": spec.inputs.ref},
-            "arguments": json.loads(
-                json.dumps(
-                    asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args)))),
-                    default=str,
-                )
-            ),
-            "versions": versions(),
-        }
-        publish.write_text(run.path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        arguments = asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args))))
+        summary = RunSummary(
+            engine="beam",
+            model=meta.variant,
+            model_sha256=sha,
+            run_id=run_name,
+            started_at=started_at,
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            stats=stats,
+            seconds=round(elapsed, 2),
+            model_loads_by_compute=loads_by_compute(metrics),
+            output=run.published,
+            publish=run.mode,
+            input={"source": spec.inputs.source, "ref": spec.inputs.ref},
+            arguments=json.loads(json.dumps(arguments, default=str)),
+            versions=versions(apache_beam=beam.__version__),
+            engine_facts={
+                "runner": runner,
+                "batches": metrics.get("batches", 0),
+                "output_files": shards,
+            },
+        )
+        text = json.dumps(summary.to_json(), indent=2) + "\n"
+        publish.write_text(run.path("summary.json"), text)
         publish.commit(run)
     except BaseException:
         publish.abandon(run)
@@ -486,9 +462,7 @@ def run_score_beam_job(spec: ScoreBeamSpec) -> int:
     """Run, print the summary; exit code 1 when --max-error-rate is exceeded."""
     summary = run_score_beam(spec)
     print(format_summary(summary))
-    limit = spec.scoring.max_error_rate
-    code = threshold_code(summary["failed"], summary["rows_in"], limit)
-    if code != ExitCode.OK:
-        rate = summary["failed"] / summary["rows_in"]
-        print(f"  error rate {rate:.3f} exceeds --max-error-rate {limit}")
+    code, breach = summary.error_rate_verdict(spec.scoring.max_error_rate)
+    if breach:
+        print(breach)
     return code

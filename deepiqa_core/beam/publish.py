@@ -113,10 +113,10 @@ def check_target(output: str, overwrite: bool) -> None:
 def start(output: str, run_name: str) -> Run:
     """Make the run's work folder (``check_target`` first)."""
     if is_local(output):
-        target = local_path(output).absolute()
-        work = target.parent / f".{target.name}.staging-{run_name}"
-        work.mkdir(parents=True)
-        return Run(str(target), str(work), str(target), "rename", run_name)
+        folder = local_path(output).absolute()
+        staging = folder.parent / f".{folder.name}.staging-{run_name}"
+        staging.mkdir(parents=True)
+        return Run(str(folder), str(staging), str(folder), "rename", run_name)
     if not files_under(output):
         write_text(join(output, MARKER), marker_text(KIND))  # crash leftovers stay recognisable
     work = join(output, RUNS, run_name)

@@ -12,9 +12,10 @@ Fitted by least squares (scipy) on standardised data.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def logistic5(x: np.ndarray, b1: float, b2: float, b3: float, b4: float, b5: float) -> np.ndarray:
@@ -33,7 +34,7 @@ def _start(params: int, sign: float) -> list[float]:
 
 
 def fit_logistic(
-    predictions: Sequence[float], labels: Sequence[float], params: int = 5
+    predictions: ArrayLike, labels: ArrayLike, params: int = 5
 ) -> Callable[[np.ndarray], np.ndarray] | None:
     """The least-squares mapping, or None with too few or constant points.
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -22,27 +23,27 @@ def rankdata(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def plcc(a: Sequence[float], b: Sequence[float]) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+def plcc(a: ArrayLike, b: ArrayLike) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    return float(np.corrcoef(x, y)[0, 1])
 
 
-def srocc(a: Sequence[float], b: Sequence[float]) -> float:
+def srocc(a: ArrayLike, b: ArrayLike) -> float:
     return plcc(rankdata(np.asarray(a)), rankdata(np.asarray(b)))
 
 
-def krocc(a: Sequence[float], b: Sequence[float], chunk: int = 1024) -> float:
+def krocc(a: ArrayLike, b: ArrayLike, chunk: int = 1024) -> float:
     """Kendall's tau-b. O(n^2) pair signs, computed in row chunks (10k images: about a second)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    n = len(a)
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    n = len(x)
     if n < 2:
         return float("nan")
     concordance = 0.0
     for start in range(0, n, chunk):
-        da = np.sign(a[start : start + chunk, None] - a[None, :])
-        db = np.sign(b[start : start + chunk, None] - b[None, :])
+        da = np.sign(x[start : start + chunk, None] - x[None, :])
+        db = np.sign(y[start : start + chunk, None] - y[None, :])
         concordance += float((da * db).sum())
     concordance /= 2  # every pair was counted from both ends
 
@@ -51,13 +52,13 @@ def krocc(a: Sequence[float], b: Sequence[float], chunk: int = 1024) -> float:
         return float((counts * (counts - 1) / 2).sum())
 
     pairs = n * (n - 1) / 2
-    denominator = np.sqrt((pairs - tied_pairs(a)) * (pairs - tied_pairs(b)))
+    denominator = np.sqrt((pairs - tied_pairs(x)) * (pairs - tied_pairs(y)))
     return float(concordance / denominator) if denominator > 0 else float("nan")
 
 
-def rmse(a: Sequence[float], b: Sequence[float]) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.sqrt(np.mean((a - b) ** 2))) if len(a) else float("nan")
+def rmse(a: ArrayLike, b: ArrayLike) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.sqrt(np.mean((x - y) ** 2))) if len(x) else float("nan")
 
 
 def mean_level_correlation(

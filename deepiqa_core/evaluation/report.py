@@ -29,7 +29,7 @@ def _clean(value: float) -> float | None:
 
 def metrics(predictions: np.ndarray, labels: np.ndarray, logistic_params: int = 5) -> dict:
     """SROCC, KROCC, PLCC (raw and after the logistic mapping) and RMSE after the mapping."""
-    out = {"images": int(len(predictions))}
+    out: dict[str, int | float | None] = {"images": int(len(predictions))}
     if len(predictions) < MIN_IMAGES:
         return out
     mapping = fit_logistic(predictions, labels, logistic_params)

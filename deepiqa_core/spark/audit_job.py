@@ -39,12 +39,13 @@ from ..errors import AuditStateError
 from ..exits import ExitCode
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_separate
+from ..runs.summary import versions
 from . import audit_stats as stats
 from .audit_library import classify, library_frame
 from .audit_report import TREND_RUNS, write_report
 from .audit_state import HISTORY, REBUILD_HINT, AuditState, new_run_id
 from .inputs import first_line
-from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job, versions
+from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job
 from .scoring import BroadcastModel
 from .session import driver_file
 from .storage import local_path_of
@@ -221,7 +222,7 @@ def _run(
         still_gone = previous.where(F.col("removed")).join(plan.select("id"), "id", "left_anti")
         parts.append(still_gone)
     fresh = parts[0].withColumn("run_id", F.lit(run_id))
-    snapshot = _union([fresh, *parts[1:]])
+    snapshot = _union_all(fresh, parts[1:])
     bound = sum(by_reason.values()) + (previous.count() if previous is not None else 0)
     files = max(1, math.ceil(bound / spec.execution.rows_per_file))  # rows: at most this
     snapshot.repartition(files).write.parquet(work("snapshot"))
@@ -240,7 +241,7 @@ def _run(
         seconds=round(time.perf_counter() - started, 2),
         arguments=_arguments(spec),
         alert_rules=[r.text for r in spec.alerts],
-        versions=versions(spark),
+        versions=versions(spark=spark.version),
     )
     write_report(spec, state, run_id, summary, snapshot, library, error_rows, earlier)
     return summary
@@ -261,12 +262,13 @@ def _extras(scores: DataFrame) -> list[str]:
 
 
 def _union(frames: list[DataFrame]) -> DataFrame | None:
-    if not frames:
-        return None
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.unionByName(frame, allowMissingColumns=True)
-    return out
+    return _union_all(frames[0], frames[1:]) if frames else None
+
+
+def _union_all(first: DataFrame, rest: list[DataFrame]) -> DataFrame:
+    for frame in rest:
+        first = first.unionByName(frame, allowMissingColumns=True)
+    return first
 
 
 def _empty_schema() -> str:
@@ -345,13 +347,13 @@ def _numbers(
     }
 
     def value_of(rule: AlertRule) -> float | None:
+        if rule.arg is None:  # the metrics without an argument
+            return values[rule.metric]
         if rule.metric in ("share_below", "share_above"):
             return stats.share(active, "<" if rule.metric == "share_below" else ">", rule.arg)
         if rule.metric == "worse":
             return changes.worse(rule.arg)
-        if rule.metric == "new_below":
-            return changes.new_below(rule.arg)
-        return values[rule.metric]
+        return changes.new_below(rule.arg)
 
     alerts = evaluate(spec.alerts, value_of)
     summary = {

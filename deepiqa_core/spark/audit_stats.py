@@ -33,7 +33,7 @@ def score_stats(rows: DataFrame, threshold: float | None) -> dict:
         q.alias("q"),
         F.avg("score").alias("mean"),
         _share(F.col("score") < F.lit(threshold), threshold).alias("share_below"),
-    ).first()
+    ).collect()[0]
     images = int(row["images"])
     quantiles = row["q"] or [None, None, None]
     return {
@@ -52,7 +52,7 @@ def score_stats(rows: DataFrame, threshold: float | None) -> dict:
 def share(rows: DataFrame, op: str, threshold: float) -> float | None:
     """Share of the scored rows whose score is below (``<``) or above (``>``) ``threshold``."""
     cond = F.col("score") < threshold if op == "<" else F.col("score") > threshold
-    value = rows.agg(_share(cond, threshold)).first()[0]
+    value = rows.agg(_share(cond, threshold)).collect()[0][0]
     return _round(value, 6)
 
 
@@ -83,7 +83,7 @@ def histogram(
 def score_bounds(rows: DataFrame, bins: int = BINS) -> tuple[float, float]:
     """The histogram's range for weights that declare none: the scores' range widened to
     round numbers (bins of 1, 2 or 5 times a power of ten), so the axis reads well."""
-    row = rows.agg(F.min("score"), F.max("score")).first()
+    row = rows.agg(F.min("score"), F.max("score")).collect()[0]
     low, high = row[0], row[1]
     if low is None:
         return 0.0, 1.0
@@ -143,7 +143,7 @@ def folders(
 
 def folder_count(rows: DataFrame) -> int:
     """How many folders the library has (approximate beyond a few thousand: 1 % error)."""
-    return int(rows.agg(F.approx_count_distinct(_folder(), 0.01)).first()[0])
+    return int(rows.agg(F.approx_count_distinct(_folder(), 0.01)).collect()[0][0])
 
 
 def extremes(rows: DataFrame, n: int, higher_better: bool) -> tuple[list[dict], list[dict]]:

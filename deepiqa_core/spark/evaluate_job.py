@@ -52,14 +52,14 @@ def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
     )
     summary = run_score_job(spark, scoring)
     print(format_summary(summary))
-    scores = spark.read.parquet(join(summary["output"], "scores")).toPandas()
+    scores = spark.read.parquet(join(summary.output, "scores")).toPandas()
     frame = manifest.merge(
         scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),
         on="id",
         how="left",
     )
     report = evaluate_predictions(frame, summary_direction(spec.weights), spec.logistic_params)
-    report["model"] = {"variant": summary["model"], "file": str(spec.weights)}
+    report["model"] = {"variant": summary.model, "file": str(spec.weights)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(format_report(report))
     return threshold_code(report["failed"], len(manifest), spec.scoring.max_error_rate)

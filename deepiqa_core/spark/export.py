@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -39,16 +39,17 @@ class _WriteParts:
     prefix: str
     fmt: str
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow.csv as pcsv
-        import pyarrow.parquet as pq
         from pyspark import TaskContext
 
-        batches = list(batches)
-        table = pa.Table.from_batches(batches) if batches else None
+        received = list(batches)
+        table = pa.Table.from_batches(received) if received else None
         if table is None or table.num_rows == 0:
             return
         ctx = TaskContext.get()
+        if ctx is None:
+            raise RuntimeError("_WriteParts runs in a Spark task (mapInArrow)")
         name = f"part-{ctx.partitionId():05d}-{ctx.attemptNumber()}-{uuid.uuid4().hex[:8]}"
         buf = io.BytesIO()
         if self.fmt == "csv":
@@ -151,7 +152,7 @@ class _ReadParts:
     root: str
     schema: pa.Schema
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for uri in batch.column("uri").to_pylist():
                 bucket, key = split_s3(uri)

@@ -97,7 +97,7 @@ def alive(storage: Storage, folder: str) -> bool:
 def check_free(storage: Storage, folder: str) -> dict | None:
     """``StateBusyError`` while a live run holds ``folder``; else its dead record (or None)."""
     owner = read_owner(storage, folder)
-    if is_live(owner):
+    if owner is not None and is_live(owner):
         raise StateBusyError(held_message(owner, folder))
     return owner
 

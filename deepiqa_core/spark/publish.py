@@ -231,13 +231,13 @@ def _pointer_run(
         resumable = resume and unfinished
         name = _new_name(key)
     else:
-        unfinished = [
+        open_runs = [
             n
             for n in _runs(storage, target)
             if n.endswith(f"-{key}") and not storage.exists(join(target, RUNS, n, COMPLETE_MARKER))
         ]
-        resumable = resume and bool(unfinished)
-        name = max(unfinished) if resumable else _new_name(key)
+        resumable = resume and bool(open_runs)
+        name = max(open_runs) if resumable else _new_name(key)
         work = join(target, RUNS, name)
     if resumable:
         check_free(work_storage, work)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,13 +33,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from .. import __version__
 from ..batch import OUTPUT_COLUMNS
 from ..defaults import DEFAULT_WEIGHTS, SAMPLES
 from ..errors import DeepIQAError, ManifestError
-from ..exits import ExitCode, threshold_code
+from ..exits import ExitCode
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_separate
+from ..runs.summary import RunSummary, versions
 from .export import export_dataset
 from .inputs import read_inputs
 from .patches import explode_patches
@@ -48,7 +47,7 @@ from .publish import Run, fingerprint, publish
 from .scoring import BroadcastModel
 from .session import driver_file
 from .storage import join, local_path_of
-from .summary import format_summary, summarise
+from .summary import format_summary, score_stats
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
 
 SCORE_COLUMNS = [name for name, _ in OUTPUT_COLUMNS]
@@ -108,17 +107,18 @@ def default_specs(
     """
     out = str(output or DEFAULT_OUTPUT)  # a string: URIs must keep their "//"
     replace_it = overwrite or output is None
-    common = {"scoring": scoring, "execution": execution, "overwrite": replace_it}
+    nr = InputSpec(str(SAMPLES / "nr"))
+    fr = InputSpec(str(SAMPLES / "fr" / "distorted"), ref=str(SAMPLES / "fr" / "reference"))
     return [
         ScoreJobSpec(
-            InputSpec(str(SAMPLES / "nr")), DEFAULT_WEIGHTS["nr"], join(out, "nr"), **common
-        ),
-        ScoreJobSpec(
-            InputSpec(str(SAMPLES / "fr" / "distorted"), ref=str(SAMPLES / "fr" / "reference")),
-            DEFAULT_WEIGHTS["fr"],
-            join(out, "fr"),
-            **common,
-        ),
+            inputs,
+            DEFAULT_WEIGHTS[kind],
+            join(out, kind),
+            scoring=scoring,
+            execution=execution,
+            overwrite=replace_it,
+        )
+        for kind, inputs in (("nr", nr), ("fr", fr))
     ]
 
 
@@ -145,10 +145,9 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
     for spec in specs:
         summary = run_score_job(spark, replace(spec, weights=driver_file(spec.weights)))
         print(format_summary(summary))
-        code = threshold_code(summary["failed"], summary["rows_in"], spec.scoring.max_error_rate)
-        if code != ExitCode.OK:
-            rate = summary["failed"] / summary["rows_in"]
-            print(f"  error rate {rate:.3f} exceeds --max-error-rate {spec.scoring.max_error_rate}")
+        code, breach = summary.error_rate_verdict(spec.scoring.max_error_rate)
+        if breach:
+            print(breach)
         worst = max(worst, code)
     return worst
 
@@ -159,7 +158,7 @@ def _identity(spec: ScoreJobSpec, sha: str) -> dict:
     return {**record, "weights": sha, "chunk_rows": spec.execution.chunk_rows}
 
 
-def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
+def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> RunSummary:
     """Score, write and publish; returns the summary (also written as summary.json)."""
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     output = str(spec.output)
@@ -181,7 +180,8 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
         from .storage import S3Storage
 
         S3Storage().write_text(
-            join(run.published, "summary.json"), run.storage.read_text(run.path("summary.json"))
+            join(run.published, "summary.json"),
+            run.storage.read_text(run.path("summary.json")) or "",
         )
 
     with (
@@ -195,49 +195,34 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> dict:
         write_outputs(spark, spec, run, rows, chunks)
         result = spark.read.parquet(run.path("scores"))
         elapsed = time.perf_counter() - started
-        summary = {
-            "model": model.meta.variant,
-            "model_sha256": model.sha256,
-            "run_id": run.run_id,
-            "started_at": started_at,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **summarise(result, rows),
-            "seconds": round(elapsed, 2),
-            "images_per_second": round(rows / elapsed, 2) if elapsed > 0 else None,
-            "chunks": chunks,
-            "chunks_reused": reused,
-            "partitions": partitions,
-            "model_loads": sum(model.loads.value.values()),
-            "model_loads_by_compute": dict(sorted(model.loads.value.items())),
-            "worker_peak_rss_mib": model.peak_rss_mib.value,
-            "output": run.published,
-            "publish": run.mode,
-            "input": {"source": spec.inputs.source, "ref": spec.inputs.ref},
-            "arguments": json.loads(json.dumps(asdict(spec), default=str)),
-            "versions": versions(spark),
-        }
-        run.storage.write_text(run.path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        summary = RunSummary(
+            engine="spark",
+            model=model.meta.variant,
+            model_sha256=model.sha256,
+            run_id=run.run_id,
+            started_at=started_at,
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            stats=score_stats(result, rows),
+            seconds=round(elapsed, 2),
+            model_loads_by_compute=dict(model.loads.value),
+            output=run.published,
+            publish=run.mode,
+            input={"source": spec.inputs.source, "ref": spec.inputs.ref},
+            arguments=json.loads(json.dumps(asdict(spec), default=str)),
+            versions=versions(spark=spark.version),
+            engine_facts={
+                "chunks": chunks,
+                "chunks_reused": reused,
+                "partitions": partitions,
+                "worker_peak_rss_mib": model.peak_rss_mib.value,
+            },
+        )
+        text = json.dumps(summary.to_json(), indent=2) + "\n"
+        run.storage.write_text(run.path("summary.json"), text)
         for name in SCRATCH:  # the chunks are in scores/ now; a crash before here resumes
             if run.storage.exists(run.path(name)):
                 run.storage.delete(run.path(name))
     return summary
-
-
-def versions(spark: SparkSession) -> dict:
-    import numpy
-    import pandas
-    import pyarrow
-    import torch
-
-    return {
-        "deepiqa": __version__,
-        "python": platform.python_version(),
-        "spark": spark.version,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "pyarrow": pyarrow.__version__,
-    }
 
 
 # --- 2. the rows to score ------------------------------------------------------------------
@@ -385,13 +370,13 @@ def write_outputs(spark: SparkSession, spec: ScoreJobSpec, run: Run, rows: int, 
         scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         patches = explode_patches(scored) if with_patches else None
-        if spec.tile_rows is not None:
+        if spec.tile_rows is not None and patches is not None:
             scores = combine_tiles(scored, patches, columns)
         else:
             scores = scored.select(*columns)
         files = max(1, math.ceil(rows / spec.execution.rows_per_file))
         scores.repartition(files).sortWithinPartitions("id").write.parquet(run.path("scores"))
-        if spec.patches:
+        if spec.patches and patches is not None:
             patches.write.parquet(run.path("patches"))
     finally:
         if with_patches:

@@ -1,19 +1,19 @@
-"""A scoring run's summary: counts, errors by code, score percentiles, speed, model loads."""
+"""A Spark scoring run's numbers: ``ScoreStats`` from the published scores table, and the
+lines the Spark jobs print."""
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from .. import summaries
+from ..runs.summary import PERCENTILES, RunSummary, ScoreStats
 
-PERCENTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # approxQuantile's relative rank error: each percentile is within 0.1 % of the rows of the exact
 # one. Exact percentiles (0.0) collect every score on the driver: out of memory at 10M rows.
 QUANTILE_ERROR = 1e-3
 
 
-def summarise(result: DataFrame, rows_in: int) -> dict:
+def score_stats(result: DataFrame, rows_in: int) -> ScoreStats:
     """Counts and score statistics of a published scores table."""
     errors = {
         r["error_code"]: r["count"]
@@ -26,26 +26,23 @@ def summarise(result: DataFrame, rows_in: int) -> dict:
         F.count("score").alias("n"),
         F.mean("score").alias("mean"),
         F.count(F.when(~F.col("in_range"), 1)).alias("outside"),
-    ).first()
-    return {
-        "rows_in": rows_in,
-        "rows_out": stats["rows"],
-        "scored": stats["n"],
-        "failed": sum(errors.values()),
-        "errors_by_code": dict(sorted(errors.items())),
-        "out_of_range": stats["outside"],
-        "score_mean": stats["mean"],
-        "score_percentiles": dict(
-            zip([f"p{int(q * 100)}" for q in PERCENTILES], quantiles, strict=False)
-        ),
-        "percentile_rank_error": QUANTILE_ERROR,
-    }
+    ).collect()[0]
+    return ScoreStats.build(
+        rows_in=rows_in,
+        rows_out=stats["rows"],
+        scored=stats["n"],
+        errors=errors,
+        out_of_range=stats["outside"],
+        mean=stats["mean"],
+        quantiles=quantiles,
+        rank_error=QUANTILE_ERROR,
+    )
 
 
-def format_summary(summary: dict) -> str:
-    return summaries.format_summary(
-        summary,
+def format_summary(summary: RunSummary) -> str:
+    facts = summary.engine_facts
+    return summary.text(
         "deepiqa score",
-        f"across {summary['partitions']} partitions; "
-        f"peak Python worker memory {summary['worker_peak_rss_mib']} MiB",
+        f"across {facts['partitions']} partitions; "
+        f"peak Python worker memory {facts['worker_peak_rss_mib']} MiB",
     )

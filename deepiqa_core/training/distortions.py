@@ -101,8 +101,9 @@ def color_saturation_2(img: np.ndarray, level: int, rng: np.random.Generator) ->
 def pixelate(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
     factor = (2, 3, 4, 6, 9)[level - 1]
     h, w = img.shape[:2]
-    small = Image.fromarray(img).resize((max(1, w // factor), max(1, h // factor)), Image.BOX)
-    return np.asarray(small.resize((w, h), Image.NEAREST))
+    size = (max(1, w // factor), max(1, h // factor))
+    small = Image.fromarray(img).resize(size, Image.Resampling.BOX)
+    return np.asarray(small.resize((w, h), Image.Resampling.NEAREST))
 
 
 def quantization(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
@@ -292,9 +293,9 @@ DISTORTIONS: dict[str, Distortion] = {
 def _resize_back(img: np.ndarray, factor: float) -> np.ndarray:
     h, w = img.shape[:2]
     small = Image.fromarray(img).resize(
-        (max(1, round(w / factor)), max(1, round(h / factor))), Image.BICUBIC
+        (max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.BICUBIC
     )
-    return np.asarray(small.resize((w, h), Image.BICUBIC))
+    return np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
 
 
 def jpeg_quality(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
@@ -320,9 +321,11 @@ def rescale(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray
 def rescale_jpeg(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
     """Scaled down by 2, saved as JPEG, scaled back up: a re-encoded thumbnail."""
     h, w = img.shape[:2]
-    small = np.asarray(Image.fromarray(img).resize((max(1, w // 2), max(1, h // 2)), Image.BICUBIC))
+    small = np.asarray(
+        Image.fromarray(img).resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BICUBIC)
+    )
     small = jpeg_at_quality(small, (90, 70, 50, 30, 15)[level - 1])
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
 
 
 def webp(img: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:

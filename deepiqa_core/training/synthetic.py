@@ -92,7 +92,7 @@ def load_photo(uri: str, long_side: int) -> np.ndarray:
     img = Image.fromarray(decode_image(read_bytes(uri)))
     scale = long_side / max(img.size)
     size = (max(32, round(img.width * scale)), max(32, round(img.height * scale)))
-    return np.asarray(img.resize(size, Image.LANCZOS))
+    return np.asarray(img.resize(size, Image.Resampling.LANCZOS))
 
 
 def _write_png(array: np.ndarray, path: Path) -> None:
