@@ -68,6 +68,7 @@ def single_process(spec: InputSpec, weights: Path) -> float:
 
 
 def beam(spec: InputSpec, weights: Path, out: Path, workers: int | None) -> dict:
+    """One Beam run's ``summary.json`` record."""
     args: tuple[str, ...] = ()
     execution = BeamExecution()
     if workers:
@@ -84,8 +85,8 @@ def beam(spec: InputSpec, weights: Path, out: Path, workers: int | None) -> dict
             pipeline_args=args,
         )
     )
-    assert summary["failed"] == 0 and summary["rows_out"] == summary["rows_in"]
-    return summary
+    assert summary.stats.failed == 0 and summary.stats.rows_out == summary.stats.rows_in
+    return summary.to_json()
 
 
 def main() -> None:

@@ -15,20 +15,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .audit.options import AUDIT_EPILOG_PARTS, add_audit_arguments
+from .audit.options import AUDIT_EPILOG_PARTS, AuditSpec, add_audit_arguments
 from .audit.outcome import build_parser as build_outcome_parser
 from .batch import BatchScorer, ImageRow, RowResult
 from .cli_training import add_training_commands
 from .defaults import SAMPLES, WEIGHTS_HELP, default_weights
-from .errors import DeepIQAError
-from .exits import (
-    ERROR_CODES_HELP,
-    EXIT_CODES_HELP,
-    ExitCode,
-    UsageError,
-    run_entry,
-    threshold_code,
-)
+from .errors import DeepIQAError, UsageError
+from .exits import ERROR_CODES_HELP, EXIT_CODES_HELP, ExitCode, run_entry, threshold_code
 from .inputs import image_rows
 from .local_scorer import load_scorer, read_weights
 from .maps import save_map, score_for_map
@@ -270,11 +263,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """The Spark audit job on this machine: the same library code in a local Spark session."""
     try:
-        from .spark.audit_job import audit_spec, run_audit
+        from .spark.audit_job import run_audit
         from .spark.session import QUIET, spark_session
     except ImportError as exc:  # pyspark is the spark extra
         raise UsageError(f"deepiqa audit needs the spark extra (deepiqa[spark]): {exc}") from None
-    spec = audit_spec(args)
+    spec = AuditSpec.from_args(args)
     session = spark_session("deepiqa-audit", {**QUIET, "spark.ui.showConsoleProgress": "false"})
     try:
         return run_audit(session, spec)

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from .devices import DEVICE_CHOICES_HELP
-from .exits import ExitCode, UsageError, threshold_code
+from .errors import UsageError
+from .exits import ExitCode, threshold_code
 
 DATASET_NAMES = ("live", "tid2013", "kadid10k", "csiq", "clive", "koniq10k")
 

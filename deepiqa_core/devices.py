@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .exits import UsageError
+from .errors import UsageError
 
 DEVICE_CHOICES_HELP = (
     "auto (the GPU Spark assigned to the task, else this rank's LOCAL_RANK GPU, else cuda:0, "

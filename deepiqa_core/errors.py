@@ -1,4 +1,5 @@
-"""Typed errors with stable codes.
+"""Every exception deepiqa raises on purpose, in one place: typed errors with stable codes, and
+the user's mistakes (``UsageError``: exit code 2, before any work).
 
 Every failure a user can cause carries a short, stable ``code`` (``decode_error``, ``too_small`` …)
 so that batch jobs can put it in an output row and alert on it without parsing free text.
@@ -17,6 +18,14 @@ def error_fields(exc: BaseException) -> tuple[str, str]:
     code = exc.code if isinstance(exc, DeepIQAError) else "internal"
     message = str(exc) if isinstance(exc, DeepIQAError) else f"{type(exc).__name__}: {exc}"
     return code, message[:MAX_MESSAGE]
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for, found after argument parsing (exit code 2)."""
+
+
+class OutputExistsError(UsageError):
+    """The output already exists and the user did not ask to replace it."""
 
 
 class DeepIQAError(Exception):

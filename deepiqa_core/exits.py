@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from enum import IntEnum
 
-from .errors import ROW_ERROR_CODES, DeepIQAError
+from .errors import ROW_ERROR_CODES, DeepIQAError, UsageError
 
 
 class ExitCode(IntEnum):
@@ -52,14 +52,6 @@ def _help_table(title: str, rows: dict, width: int = 94) -> str:
 
 EXIT_CODES_HELP = _help_table("exit codes", {int(k): v for k, v in EXIT_CODE_MEANINGS.items()})
 ERROR_CODES_HELP = _help_table("error codes (a row's error_code)", ROW_ERROR_CODES)
-
-
-class UsageError(ValueError):
-    """A mistake in what the user asked for, found after argument parsing (exit code 2)."""
-
-
-class OutputExistsError(UsageError):
-    """The output already exists and the user did not ask to replace it."""
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

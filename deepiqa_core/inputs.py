@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .batch import ImageRow
-from .errors import ManifestError
-from .exits import UsageError
+from .errors import ManifestError, UsageError
 from .listing import list_images
 from .options import InputSpec, is_manifest
 from .pairing import pair_images

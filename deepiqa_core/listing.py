@@ -33,8 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import DeepIQAError
-from .exits import UsageError
+from .errors import DeepIQAError, UsageError
 from .sources import byte_safe, is_s3, local_path, s3_client, split_s3
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .defaults import packaged_bytes
 from .devices import resolve_device
-from .exits import UsageError
+from .errors import UsageError
 from .options import ScoringOptions
 from .scoring import Scorer
 from .weights import WeightsMeta, load_weights, weights_sha256

@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import UnsupportedUriError
-from .exits import UsageError
+from .errors import UnsupportedUriError, UsageError
 from .listing import GLOB_CHARS
 from .sources import is_s3, local_path
 

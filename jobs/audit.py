@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from deepiqa_core.audit.options import AUDIT_EPILOG_PARTS, add_audit_arguments
+from deepiqa_core.audit.options import AUDIT_EPILOG_PARTS, AuditSpec, add_audit_arguments
 from deepiqa_core.defaults import WEIGHTS_HELP
 from deepiqa_core.exits import EXIT_CODES_HELP
 from deepiqa_core.options import INPUTS_HELP, add_input_arguments, add_scoring_arguments
-from deepiqa_core.spark.audit_job import audit_spec, run_audit
+from deepiqa_core.spark.audit_job import run_audit
 from deepiqa_core.spark.session import run_job
 
 EPILOG = "\n\n".join([INPUTS_HELP, *AUDIT_EPILOG_PARTS, EXIT_CODES_HELP])
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     return run_job(
         "spark-submit jobs/audit.py",
         build_parser(),
-        lambda session, args: run_audit(session, audit_spec(args)),
+        lambda session, args: run_audit(session, AuditSpec.from_args(args)),
         argv,
         spark=spark,
     )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from deepiqa_core.beam.pipeline import BeamExecution, ScoreBeamSpec, run_score_beam_job
 from deepiqa_core.defaults import WEIGHTS_HELP, default_weights
-from deepiqa_core.exits import ERROR_CODES_HELP, EXIT_CODES_HELP, UsageError, run_entry
+from deepiqa_core.errors import UsageError
+from deepiqa_core.exits import ERROR_CODES_HELP, EXIT_CODES_HELP, run_entry
 from deepiqa_core.options import (
     INPUTS_HELP,
     add_input_arguments,

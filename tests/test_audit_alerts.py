@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepiqa_core.audit.alerts import check_direction, evaluate, parse_rule
-from deepiqa_core.exits import UsageError
+from deepiqa_core.errors import UsageError
 
 
 def test_rules_parse_with_arguments_spaces_and_every_operator():

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepiqa_core.options import InputSpec
-from deepiqa_core.spark.score_job import Execution, ScoreJobSpec, _distribute, run_score_job
+from deepiqa_core.runs.score_spec import Execution, ScoreJobSpec
+from deepiqa_core.spark.score_job import _distribute, run_score_job
 
 from .conftest import JOBS, encode, load_job, make_image
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from deepiqa_core.errors import StateBusyError
-from deepiqa_core.spark import leases
-from deepiqa_core.spark.leases import OWNER, Lease, is_live
+from deepiqa_core.runs import leases
+from deepiqa_core.runs.leases import OWNER, Lease, is_live
 from deepiqa_core.spark.storage import HadoopStorage
 
 pytestmark = pytest.mark.spark

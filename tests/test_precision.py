@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 from deepiqa_core import Scorer, decode_image
 from deepiqa_core.defaults import SAMPLES, default_weights
 from deepiqa_core.devices import cpu_has_native_bf16, cpu_runs_onednn_bf16, resolve_precision
-from deepiqa_core.exits import UsageError
+from deepiqa_core.errors import UsageError
 from deepiqa_core.scoring import HEAD_CHUNK, bucket_rows, heads_in_pieces
 from deepiqa_core.weights import load_weights
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from deepiqa_core.devices import resolve_device, wants_gpu
-from deepiqa_core.errors import ImageDecodeError
-from deepiqa_core.exits import ExitCode, OutputExistsError, UsageError, run_entry, threshold_code
+from deepiqa_core.errors import ImageDecodeError, OutputExistsError, UsageError
+from deepiqa_core.exits import ExitCode, run_entry, threshold_code
 from deepiqa_core.options import (
     InputSpec,
     ScoringOptions,

@@ -75,3 +75,67 @@ def test_a_record_without_a_required_key_is_refused(missing):
     del record[missing]
     with pytest.raises((KeyError, TypeError)):
         RunSummary.from_json(record)
+
+
+def _audit_summary():
+    from deepiqa_core.audit.summary import AuditSummary, Counts, Distribution
+
+    library = Distribution(31, 31, 0, 0.9, 89.3, 99.9, 80.0, None, 0.0)
+    run = Distribution(5, 5, 0, 45.7, 93.4, 99.9, 83.6, None, 0.0)
+    return AuditSummary(
+        run_id="r2",
+        started_at="2026-12-07T21:06:14Z",
+        finished_at="2026-12-07T21:07:01Z",
+        seconds=48.1,
+        library="photos/",
+        ref=None,
+        state="file:/state",
+        model="wadiqam-nr",
+        model_sha256="ab" * 32,
+        score_name="quality",
+        score_direction="higher_better",
+        score_range=[0.0, 100.0],
+        threshold=None,
+        counts=Counts.of({"new": 2, "changed": 3, "unchanged": 26}, 1, run),
+        errors={},
+        library_stats=library,
+        run_stats=run,
+        alerts=[{"rule": "worse(15)>0", "value": 0, "fired": False, "status": "ok"}],
+        changes={"new": {"count": 2, "rows": []}},
+        histogram={"edges": [0, 50, 100], "library": [3, 28], "run": [1, 4]},
+        folders=[],
+        folders_truncated=False,
+        folders_total=1,
+        arguments={"gallery": 12},
+        alert_rules=["worse(15)>0"],
+        versions={"deepiqa": "0"},
+    )
+
+
+def test_audit_summary_json_round_trips_and_says_how_the_run_ended():
+    from deepiqa_core.audit.summary import AuditSummary
+
+    summary = _audit_summary()
+    record = json.loads(json.dumps(summary.to_json()))
+    assert (record["outcome"], record["alerted"], record["schema_version"]) == ("ok", False, 1)
+    assert record["counts"] == {
+        "library": 31,
+        "new": 2,
+        "changed": 3,
+        "unchanged": 26,
+        "removed": 1,
+        "retried": 0,
+        "rescored_model": 0,
+        "rescored_full": 0,
+        "scored": 5,
+        "failed": 0,
+    }
+    assert record["library_stats"]["median"] == 89.3 and record["report"] is None
+    assert AuditSummary.from_json(record) == summary
+    summary.alerts[0]["fired"] = True
+    assert summary.to_json()["outcome"] == "alert" and summary.alerted
+    newer = {**record, "written_by_a_newer_deepiqa": 1}
+    assert AuditSummary.from_json(newer).to_json()["written_by_a_newer_deepiqa"] == 1
+    del newer["counts"]
+    with pytest.raises(KeyError):
+        AuditSummary.from_json(newer)

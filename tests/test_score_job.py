@@ -13,10 +13,11 @@ from PIL import Image
 
 from deepiqa_core import Scorer, decode_image, load_weights
 from deepiqa_core.batch import BatchConfig
-from deepiqa_core.exits import UsageError
+from deepiqa_core.errors import UsageError
 from deepiqa_core.options import InputSpec, ScoringOptions
+from deepiqa_core.runs.score_spec import Execution, ScoreJobSpec
 from deepiqa_core.spark import aggregate_patches
-from deepiqa_core.spark.score_job import Execution, ScoreJobSpec, run_score_job
+from deepiqa_core.spark.score_job import run_score_job
 
 from .conftest import encode, load_job, make_image
 

@@ -1,7 +1,6 @@
 import pytest
 
-from deepiqa_core.errors import AccessDeniedError, MissingInputError, ReadError
-from deepiqa_core.exits import UsageError
+from deepiqa_core.errors import AccessDeniedError, MissingInputError, ReadError, UsageError
 from deepiqa_core.listing import ListingError, list_images
 from deepiqa_core.sources import is_s3, read_bytes, split_s3
 

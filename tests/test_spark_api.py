@@ -11,9 +11,10 @@ import pytest
 
 from deepiqa_core import Scorer, decode_image, load_weights
 from deepiqa_core.cli import main as cli_main
-from deepiqa_core.exits import UsageError
+from deepiqa_core.errors import UsageError
 from deepiqa_core.options import InputSpec
 from deepiqa_core.pairing import pair_images
+from deepiqa_core.runs.score_spec import ScoreJobSpec
 from deepiqa_core.spark import (
     aggregate_patches,
     attach_references,
@@ -21,7 +22,7 @@ from deepiqa_core.spark import (
     read_inputs,
     score_images,
 )
-from deepiqa_core.spark.score_job import ScoreJobSpec, run_score_job
+from deepiqa_core.spark.score_job import run_score_job
 
 from .conftest import encode, make_image
 from .test_rules import TRICKY_NAMES

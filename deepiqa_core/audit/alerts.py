@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..exits import UsageError
+from ..errors import UsageError
 
 # name -> (needs a score direction, takes an argument, what it is)
 METRICS: dict[str, tuple[bool, bool, str]] = {

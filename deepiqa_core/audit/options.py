@@ -1,11 +1,17 @@
-"""The audit's own command-line flags, shared by ``spark-submit jobs/audit.py`` and
-``deepiqa audit`` (both also take the score job's input and scoring flags)."""
+"""The audit's spec and its own command-line flags, shared by ``spark-submit jobs/audit.py`` and
+``deepiqa audit`` (both also take the score job's input and scoring flags). Spark-free: the job
+is ``spark.audit_job.run_audit(spark, AuditSpec.from_args(args))``."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..options import positive
+from ..defaults import default_weights
+from ..errors import UsageError
+from ..options import InputSpec, ScoringOptions, input_spec, positive, scoring_options
+from ..runs.score_spec import Execution
 from ..weights.format import SCORE_DIRECTIONS
 from .alerts import ALERTS_HELP, AlertRule, parse_rule
 
@@ -78,3 +84,63 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 AUDIT_EPILOG_PARTS = (STATE_HELP, ALERTS_HELP, AUDIT_EXAMPLES)
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit run: which library, which model, where the state is, what alerts."""
+
+    inputs: InputSpec
+    weights: Path
+    state: str
+    full: bool = False
+    alerts: tuple[AlertRule, ...] = ()
+    threshold: float | None = None  # "share below": default the first share_below rule's
+    score_direction: str | None = None  # overrides the weights' own
+    version_column: str | None = None
+    gallery: int = 12
+    maps: int = 3
+    scoring: ScoringOptions = field(default_factory=ScoringOptions)
+    execution: Execution = field(default_factory=Execution)
+    stop_before_publish: bool = False  # testing aid: SIGKILL at the worst moment
+
+    def resolved_threshold(self) -> float | None:
+        if self.threshold is not None:
+            return self.threshold
+        shares = [r.arg for r in self.alerts if r.metric == "share_below"]
+        return shares[0] if shares else None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> AuditSpec:
+        """The spec the shared flags (``options``, ``audit.options``) ask for."""
+        if args.input is None:
+            raise UsageError("the audit needs a LIBRARY (folder, s3:// prefix, glob or manifest)")
+        if args.max_error_rate != ScoringOptions.max_error_rate:
+            raise UsageError(
+                "--max-error-rate is the score job's; the audit alerts: --alert 'run_error_rate>X'"
+            )
+        if args.precision != "fp32":
+            # Runs are compared with each other and carried forward night after night: bf16 moves
+            # scores by up to ~0.5 and auto may resolve differently on each executor, so a change of
+            # hardware would read as a change of quality.
+            raise UsageError(
+                f"--precision {args.precision}: the audit scores in fp32 only, so that runs on any "
+                "hardware compare"
+            )
+        return cls(
+            inputs=input_spec(args),
+            weights=args.weights or default_weights(args.ref is not None),
+            state=args.state,
+            full=args.full,
+            alerts=tuple(args.alert),
+            threshold=args.threshold,
+            score_direction=args.score_direction,
+            version_column=args.version_column,
+            gallery=args.gallery,
+            maps=args.maps,
+            scoring=scoring_options(args),
+            execution=Execution(
+                rows_per_partition=args.rows_per_partition, chunk_rows=args.chunk_rows
+            ),
+            stop_before_publish=args.stop_before_publish,
+        )

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..exits import UsageError
+from ..errors import UsageError
 
 OUTCOME = "_OUTCOME"
 ALERT = "_ALERT"

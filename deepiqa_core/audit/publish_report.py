@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from ..exits import UsageError
+from ..errors import UsageError
 from .outcome import read_state_file
 
 LATEST = "_LATEST"

@@ -22,6 +22,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -901,105 +902,16 @@ def _footer(s: Mapping) -> str:
 
 # --- page ---------------------------------------------------------------------------------------
 
-_CSS = """
-:root{--ink:#1d1d1f;--muted:#666;--line:#d9d9de;--bg:#fff;--soft:#f5f5f7;--good:#1e7a3a;
---bad:#b3261e}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);
-font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1120px;margin:0 auto;padding:24px 28px 40px}
-h1{font-size:22px;margin:0 0 10px;overflow-wrap:anywhere}
-h2{font-size:17px;margin:30px 0 8px;padding-bottom:4px;border-bottom:1px solid var(--line)}
-h3{font-size:14px;margin:16px 0 6px}
-code{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.meta{display:flex;flex-wrap:wrap;gap:4px 28px;margin:0;color:var(--muted)}
-.meta dt{display:inline;font-weight:600;color:var(--ink)}
-.meta dt::after{content:": "}
-.meta dd{display:inline;margin:0;overflow-wrap:anywhere}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;
-margin:8px 0 14px}
-.card{background:var(--soft);border-radius:8px;padding:10px 12px;border-left:4px solid var(--line)}
-.card .value{font-size:22px;font-weight:650;font-variant-numeric:tabular-nums}
-.card .label{color:var(--muted);font-size:12.5px}
-.card .detail{font-size:12px;margin-top:2px;overflow-wrap:anywhere}
-.card.good{border-left-color:var(--good);background:#e9f5ec}
-.card.good .value{color:var(--good)}
-.card.bad{border-left-color:var(--bad);background:#fdecea}
-.card.bad .value{color:var(--bad)}
-.card.warn{border-left-color:#e0a100}
-.fired{color:var(--bad);font-weight:650}
-table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
-th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:var(--soft);font-weight:600;white-space:nowrap}
-.num{text-align:right}
-tbody tr:nth-child(even){background:#fafafb}
-table.kv tbody tr{background:none}
-table.kv td{border:none;padding:2px 10px 2px 0}
-table.kv thead{display:none}
-table.examples td:first-child{max-width:420px}
-.js table.sortable th{cursor:pointer;user-select:none}
-.js table.sortable th:hover{background:#e8e8ee}
-th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px}
-th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
-.hint{display:none}
-.js .hint{display:block}
-.note{color:var(--muted);margin:4px 0}
-.chart{overflow-x:auto}
-svg{width:100%;max-width:960px;height:auto;
-font:11px system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
-svg text{fill:#444}
-svg .label{fill:#222;font-size:12px}
-svg .axis{stroke:#888;stroke-width:1}
-svg .grid{stroke:#eee;stroke-width:1}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(var(--thumb),1fr));gap:12px}
-.tile{margin:0;background:var(--soft);border-radius:6px;padding:6px}
-.tile img,.placeholder{display:block;width:100%;height:var(--thumb);object-fit:contain;
-background:#e9e9ee;border-radius:4px}
-.placeholder{display:flex;align-items:center;justify-content:center;text-align:center;padding:8px;
-color:var(--muted);font-size:12px;border:1px dashed #bbb}
-figcaption{font-size:12px;margin-top:4px}
-.score{font-size:14px;font-variant-numeric:tabular-nums}
-.rank{color:var(--muted)}
-.uri{display:block;color:#333;overflow-wrap:anywhere;word-break:break-all;
-font:11.5px/1.35 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.maps figure{margin:0 0 16px}
-.maps img{max-width:100%;height:auto;border:1px solid var(--line)}
-.maps img.small{image-rendering:pixelated}
-.maps .uri{display:inline}
-footer{border-top:1px solid var(--line);margin-top:34px;color:var(--muted)}
-footer h2{border:none}
-"""
 
+def _asset(name: str) -> str:
+    """A file of the report kept beside this module (edited as CSS/JS, shipped as package data;
+    read from a release zip too)."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+_CSS = _asset("report.css")
 # Sorts a table body by the clicked column's data-v values (numbers or text, blanks last).
-_SCRIPT = """
-document.documentElement.classList.add("js");
-function deepiqaSort(table, th, col) {
-  var ascending = th.getAttribute("aria-sort") !== "ascending";
-  Array.prototype.forEach.call(th.parentNode.cells, function (c) {
-    c.removeAttribute("aria-sort");
-  });
-  th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-  var numeric = th.getAttribute("data-type") === "num";
-  var body = table.tBodies[0];
-  var rows = Array.prototype.slice.call(body.rows);
-  rows.sort(function (a, b) {
-    var x = a.cells[col].getAttribute("data-v"), y = b.cells[col].getAttribute("data-v");
-    if (x === "" || y === "") { return (x === "" ? 1 : 0) - (y === "" ? 1 : 0); }
-    var d = numeric ? Number(x) - Number(y) : x.localeCompare(y);
-    return ascending ? d : -d;
-  });
-  rows.forEach(function (r) { body.appendChild(r); });
-}
-Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
-  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, col) {
-    th.tabIndex = 0;
-    th.addEventListener("click", function () { deepiqaSort(table, th, col); });
-    th.addEventListener("keydown", function (e) {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); deepiqaSort(table, th, col); }
-    });
-  });
-});
-"""
+_SCRIPT = _asset("report.js")
 
 
 def _csp() -> str:

@@ -3,13 +3,15 @@ on any Beam runner (DirectRunner and Prism locally, Dataflow, Flink).
 
 One run:
 
-1. On the launcher, before anything is written: Beam's options are checked (an unknown flag is a
-   usage error), the output may be used (``outputs.check_separate``, ``publish.check_target``),
-   the weights are read and checked in full (``load_weights``), and the rows to score come from
-   the library's one rule (``inputs.image_rows``: listing, manifest columns, FR pairing), with
-   the Spark job's id rule (a repeated uri gets ``#2``, ``#3`` …) and its manifest pass-through
-   columns (all, or ``--pass-columns``; a name like an output column gets ``manifest_``).
-2. The run's work folder is opened (``publish``); the weights and the rows are staged there
+1. On the launcher, before any work: Beam's options are checked (an unknown flag is a usage
+   error), the output may be used (``outputs.check_separate``; ``publish.publish`` checks
+   ``--overwrite`` and that only a deepiqa output is replaced, then opens the run's work folder:
+   the run protocol of ``runs.publish``, the Spark job's), the weights are read and checked in
+   full (``load_weights``), and the rows to score come from the library's one rule
+   (``inputs.image_rows``: listing, manifest columns, FR pairing), with the Spark job's id rule
+   (a repeated uri gets ``#2``, ``#3`` …) and its manifest pass-through columns (all, or
+   ``--pass-columns``; a name like an output column gets ``manifest_``).
+2. The weights and the rows are staged in the run's work folder
    (``_weights.safetensors``, ``_items/``), so the pipeline graph stays small whatever the input
    and remote workers read both from the output's file system.
 3. The pipeline: ``ReadFromParquet(_items)`` → FR rows grouped by reference and sorted (a batch
@@ -28,7 +30,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -46,18 +47,18 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineState
 
 from ..batch import OUTPUT_COLUMNS, ImageRow
-from ..errors import DeepIQAError
-from ..exits import UsageError
+from ..errors import DeepIQAError, UsageError
 from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
 from ..local_scorer import read_weights
 from ..options import InputSpec, ScoringOptions, is_manifest
 from ..outputs import check_separate
+from ..runs.publish import Run
 from ..runs.summary import PERCENTILES, RunSummary, ScoreStats, loads_by_compute, versions
 from ..sources import local_path
 from ..weights import load_weights, weights_sha256
-from . import publish
 from .handler import NAMESPACE, ScoreModelHandler, read_uri
-from .publish import Run, join
+from .publish import is_local, publish
+from .storage import files_under, join
 
 SCORE_NAMES = [name for name, _ in OUTPUT_COLUMNS]
 ARROW_TYPES = {
@@ -303,13 +304,8 @@ def counters(result: Any) -> dict[str, int]:
 
 def read_scores(run: Run, columns: list[str]) -> pa.Table:
     """Columns of the written scores (only these are read, from every output file)."""
-    files = [f for f in publish.files_under(run.path(SCORES)) if f.endswith(".parquet")]
-    tables = []
-    for uri in files:
-        if run.mode == "rename":
-            tables.append(pq.read_table(uri, columns=columns))
-        else:
-            tables.append(pq.read_table(io.BytesIO(read_uri(uri)), columns=columns))
+    files = [f for f in files_under(run.path(SCORES)) if f.endswith(".parquet")]
+    tables = [pq.read_table(io.BytesIO(read_uri(uri)), columns=columns) for uri in files]
     if not tables:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     return pa.concat_tables(tables)
@@ -348,25 +344,18 @@ def format_summary(summary: RunSummary) -> str:
 
 
 def _stage(run: Run, weights: bytes, items: pa.Table) -> None:
+    """The weights and the rows to score, where the workers read them (the run's folder)."""
     row_group = 64 if "image" in items.column_names else 1000
-    if run.mode == "rename":
-        Path(run.path(ITEMS)).mkdir()
-        Path(run.path(WEIGHTS_FILE)).write_bytes(weights)
-        pq.write_table(items, run.path(ITEMS, "items.parquet"), row_group_size=row_group)
-        return
-    publish.write_bytes(run.path(WEIGHTS_FILE), weights)
+    run.storage.mkdirs(run.path(ITEMS))
+    run.storage.write_bytes(run.path(WEIGHTS_FILE), weights)
     buffer = io.BytesIO()
     pq.write_table(items, buffer, row_group_size=row_group)
-    publish.write_bytes(run.path(ITEMS, "items.parquet"), buffer.getvalue())
+    run.storage.write_bytes(run.path(ITEMS, "items.parquet"), buffer.getvalue())
 
 
 def _drop_scratch(run: Run) -> None:
-    if run.mode == "rename":
-        shutil.rmtree(run.path(ITEMS), ignore_errors=True)
-        Path(run.path(WEIGHTS_FILE)).unlink(missing_ok=True)
-    else:
-        publish.delete_tree(run.path(ITEMS))
-        FileSystems.delete([run.path(WEIGHTS_FILE)])
+    run.storage.delete(run.path(ITEMS))
+    run.storage.delete(run.path(WEIGHTS_FILE))
 
 
 def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
@@ -375,68 +364,36 @@ def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
     options = pipeline_options(spec.pipeline_args)
     FileSystems.set_options(options)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    output = spec.output
-    if publish.is_local(output):
+    if is_local(spec.output):
         if runner.lower().removesuffix("runner") in REMOTE_ONLY_RUNNERS:
             raise UsageError(f"--runner {runner} writes from remote workers: give a gs:// --output")
-        check_separate(local_path(output), [spec.inputs.source, spec.inputs.ref, spec.weights])
-    publish.check_target(output, spec.overwrite)
-    try:
-        pipeline = beam.Pipeline(options=options)
-    except (ValueError, ImportError) as exc:  # an unknown --runner, or one not installed
-        raise UsageError(str(exc)) from exc
-    weights = read_weights(spec.weights)
-    _, meta = load_weights(weights)  # a file that cannot be used fails here (exit 3)
-    sha = weights_sha256(weights)
-    full_reference = meta.variant.endswith("-fr")
-    items = items_table(spec.inputs, full_reference, meta.variant, spec.pass_columns)
-    if items.num_rows == 0:
-        raise DeepIQAError(f"no images found in {spec.inputs.source}")
-    schema = output_schema(items.schema)
+        check_separate(local_path(spec.output), [spec.inputs.source, spec.inputs.ref, spec.weights])
     run_name = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    run = publish.start(output, run_name)
-    try:
+    with publish(spec.output, spec.overwrite, run_name) as run:
+        try:
+            pipeline = beam.Pipeline(options=options)
+        except (ValueError, ImportError) as exc:  # an unknown --runner, or one not installed
+            raise UsageError(str(exc)) from exc
+        weights = read_weights(spec.weights)
+        _, meta = load_weights(weights)  # a file that cannot be used fails here (exit 3)
+        items = items_table(
+            spec.inputs, meta.variant.endswith("-fr"), meta.variant, spec.pass_columns
+        )
+        if items.num_rows == 0:
+            raise DeepIQAError(f"no images found in {spec.inputs.source}")
         _stage(run, weights, items)
-        ex = spec.execution
-        handler = ScoreModelHandler(
-            run.path(WEIGHTS_FILE),
-            sha,
-            spec.scoring,
-            min_batch_rows=ex.min_batch_rows,
-            max_batch_rows=ex.max_batch_rows,
-            torch_threads=ex.torch_threads,
-        )
-        shards = max(1, -(-items.num_rows // ex.rows_per_file))
-        build_pipeline(
-            pipeline,
-            run,
-            handler,
-            schema,
-            full_reference=full_reference,
-            has_bytes="image" in items.column_names,
-            model=meta.variant,
-            shards=shards,
-        )
-        result = pipeline.run()
-        state = result.wait_until_finish()
-        if state != PipelineState.DONE:
-            raise DeepIQAError(f"the pipeline ended {state}")
-        metrics = counters(result)
-        stats = score_stats(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
-        if stats.rows_out != stats.rows_in:
-            raise DeepIQAError(f"{stats.rows_out} output rows for {stats.rows_in} inputs")
+        stats, metrics, shards = _score(spec, pipeline, run, weights_sha256(weights), meta, items)
         _drop_scratch(run)
-        elapsed = time.perf_counter() - started
         arguments = asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args))))
         summary = RunSummary(
             engine="beam",
             model=meta.variant,
-            model_sha256=sha,
+            model_sha256=weights_sha256(weights),
             run_id=run_name,
             started_at=started_at,
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             stats=stats,
-            seconds=round(elapsed, 2),
+            seconds=round(time.perf_counter() - started, 2),
             model_loads_by_compute=loads_by_compute(metrics),
             output=run.published,
             publish=run.mode,
@@ -449,13 +406,44 @@ def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
                 "output_files": shards,
             },
         )
-        text = json.dumps(summary.to_json(), indent=2) + "\n"
-        publish.write_text(run.path("summary.json"), text)
-        publish.commit(run)
-    except BaseException:
-        publish.abandon(run)
-        raise
+        run.storage.write_text(
+            run.path("summary.json"), json.dumps(summary.to_json(), indent=2) + "\n"
+        )
     return summary
+
+
+def _score(
+    spec: ScoreBeamSpec, pipeline: Any, run: Run, sha: str, meta: Any, items: pa.Table
+) -> tuple[ScoreStats, dict[str, int], int]:
+    """Build and run the pipeline over the staged rows; its stats, counters and shard count."""
+    ex = spec.execution
+    handler = ScoreModelHandler(
+        run.path(WEIGHTS_FILE),
+        sha,
+        spec.scoring,
+        min_batch_rows=ex.min_batch_rows,
+        max_batch_rows=ex.max_batch_rows,
+        torch_threads=ex.torch_threads,
+    )
+    shards = max(1, -(-items.num_rows // ex.rows_per_file))
+    build_pipeline(
+        pipeline,
+        run,
+        handler,
+        output_schema(items.schema),
+        full_reference=meta.variant.endswith("-fr"),
+        has_bytes="image" in items.column_names,
+        model=meta.variant,
+        shards=shards,
+    )
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise DeepIQAError(f"the pipeline ended {state}")
+    stats = score_stats(read_scores(run, ["score", "in_range", "error_code"]), items.num_rows)
+    if stats.rows_out != stats.rows_in:
+        raise DeepIQAError(f"{stats.rows_out} output rows for {stats.rows_in} inputs")
+    return stats, counters(result), shards
 
 
 def run_score_beam_job(spec: ScoreBeamSpec) -> int:

@@ -9,11 +9,14 @@ For users' own pipelines::
     aggregate_patches(patches.where("y < 512"))            # pooled scores of a region
 
 Modules: ``scoring`` (``score_images``, ``BroadcastModel``), ``udf`` (the executor side),
-``inputs`` / ``pairing`` (listing, manifests, the FR join), ``tiles``, ``patches``, ``summary``,
-``storage`` (outputs through the cluster's Hadoop file system layer, or boto3 for ``s3://``),
-``publish`` (rename or pointer publishing, resume, crash repair), ``export`` (the executor-side
-S3 writer), ``session`` (every job's ``main``), and one module per job: ``score_job``,
-``evaluate_job``, ``synthesize_job``, ``train_job``.
+``inputs`` / ``pairing`` (listing, manifests, the FR join), ``tiles``, ``patches``, ``summary``
+(a run's numbers from its scores table), ``storage`` (``HadoopStorage``: outputs through the
+cluster's Hadoop file system layer; ``storage_for`` picks it or boto3 for ``s3://``),
+``publish`` (the run protocol of ``deepiqa_core.runs.publish`` on those storages), ``export``
+(the executor-side S3 writer and reader), ``session`` (every job's ``main``), one module per
+job: ``score_job``, ``evaluate_job``, ``synthesize_job``, ``train_job``, ``audit_job``, and the
+audit's parts: ``audit_state`` (the state folder), ``audit_library`` (listing and versions),
+``audit_stats`` (its numbers and what changed), ``audit_report`` (the report's inputs).
 """
 
 from .inputs import read_inputs

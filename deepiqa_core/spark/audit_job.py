@@ -26,29 +26,33 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ..audit.alerts import AlertRule, check_direction, evaluate, mark_streaks
+from ..audit.options import AuditSpec
 from ..audit.outcome import failed_outcome, run_outcome
+from ..audit.summary import AuditSummary, Counts, Distribution
 from ..batch import OUTPUT_COLUMNS
 from ..errors import AuditStateError
 from ..exits import ExitCode
-from ..options import InputSpec, ScoringOptions
+from ..options import InputSpec
 from ..outputs import check_separate
+from ..runs.score_spec import ScoreJobSpec
+from ..runs.storage import local_path_of
 from ..runs.summary import versions
 from . import audit_stats as stats
 from .audit_library import classify, library_frame
-from .audit_report import TREND_RUNS, write_report
+from .audit_report import TREND_RUNS, write_run_report
 from .audit_state import HISTORY, REBUILD_HINT, AuditState, new_run_id
 from .inputs import first_line
-from .score_job import SCORE_COLUMNS, Execution, ScoreJobSpec, run_score_job
+from .score_job import SCORE_COLUMNS, run_score_job
 from .scoring import BroadcastModel
 from .session import driver_file
-from .storage import local_path_of
 
 REASONS = ("new", "changed", "model", "retry", "full", "unchanged")
 HISTORY_COLUMNS = ["id", "uri", "ref_uri", "version", "event", "reason", "scored_at"] + [
@@ -56,39 +60,14 @@ HISTORY_COLUMNS = ["id", "uri", "ref_uri", "version", "event", "reason", "scored
 ]
 
 
-@dataclass(frozen=True)
-class AuditSpec:
-    """One audit run: which library, which model, where the state is, what alerts."""
-
-    inputs: InputSpec
-    weights: Path
-    state: str
-    full: bool = False
-    alerts: tuple[AlertRule, ...] = ()
-    threshold: float | None = None  # "share below": default the first share_below rule's
-    score_direction: str | None = None  # overrides the weights' own
-    version_column: str | None = None
-    gallery: int = 12
-    maps: int = 3
-    scoring: ScoringOptions = field(default_factory=ScoringOptions)
-    execution: Execution = field(default_factory=Execution)
-    stop_before_publish: bool = False  # testing aid: SIGKILL at the worst moment
-
-    def resolved_threshold(self) -> float | None:
-        if self.threshold is not None:
-            return self.threshold
-        shares = [r.arg for r in self.alerts if r.metric == "share_below"]
-        return shares[0] if shares else None
-
-
 def run_audit(spark: SparkSession, spec: AuditSpec) -> int:
     """Run, publish and print one audit; the exit code (see the module docstring)."""
     summary = audit(spark, replace(spec, weights=driver_file(spec.weights)))
     print(format_audit(summary))
-    return ExitCode.THRESHOLD if summary["alerted"] else ExitCode.OK
+    return ExitCode.THRESHOLD if summary.alerted else ExitCode.OK
 
 
-def audit(spark: SparkSession, spec: AuditSpec) -> dict:
+def audit(spark: SparkSession, spec: AuditSpec) -> AuditSummary:
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
     local = local_path_of(spec.state)
     if local is not None:
@@ -108,7 +87,7 @@ def audit(spark: SparkSession, spec: AuditSpec) -> dict:
         except BaseException as exc:
             state.write_outcome(failed_outcome(run_id, exc))
             raise
-        state.write_outcome(run_outcome(summary))
+        state.write_outcome(run_outcome(summary.to_json()))
     finally:
         state.close()
     return summary
@@ -158,7 +137,8 @@ def _run(
     direction: str,
     started_at: str,
     started: float,
-) -> dict:
+) -> AuditSummary:
+    """Plan, score the delta, write history and snapshot, count, and write the report."""
     work = lambda *p: state.work(run_id, *p)  # noqa: E731
     library = library_frame(
         spark,
@@ -171,38 +151,79 @@ def _run(
     )
     previous = previous_snapshot(state, run_id, spec.full)
     planned = classify(library, previous, model.sha256, spec.full)
-    bytes_cols = [c for c in ("image", "ref_image") if c in planned.columns]
+    bytes_cols: list[str] = [c for c in ("image", "ref_image") if c in planned.columns]
     planned.drop(*bytes_cols).write.parquet(work("plan"))
     plan = spark.read.parquet(work("plan"))
     by_reason = {r["reason"]: int(r["count"]) for r in plan.groupBy("reason").count().collect()}
     to_score = sum(n for reason, n in by_reason.items() if reason != "unchanged")
-    scored_at = F.to_timestamp(F.lit(started_at), "yyyy-MM-dd'T'HH:mm:ss'Z'")
-
     scored = None
     if to_score:
-        delta = plan.where(F.col("reason") != "unchanged")
-        if bytes_cols:
-            delta = library.join(delta.select("id", "reason"), on="id", how="inner")
-        delta.write.parquet(work("delta.parquet"))
-        inputs = InputSpec(
-            work("delta.parquet"),
-            bytes_column="image" if "image" in bytes_cols else None,
-            ref_bytes_column="ref_image" if "ref_image" in bytes_cols else None,
-        )
-        job = ScoreJobSpec(
-            inputs, spec.weights, work("scored"), scoring=spec.scoring, execution=spec.execution
-        )
-        run_score_job(spark, job)
-        scores = spark.read.parquet(work("scored", "scores"))
-        scored = scores.select(
-            *HISTORY_COLUMNS[:4],
-            F.lit("scored").alias("event"),
-            "reason",
-            scored_at.alias("scored_at"),
-            *HISTORY_COLUMNS[7:],
-            *_extras(scores),
-        )
+        scored = _score_delta(spark, spec, state, run_id, library, plan, bytes_cols, started_at)
+    history, snapshot = _history_and_snapshot(
+        spark, spec, state, run_id, plan, previous, scored, by_reason
+    )
+    earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
+    changes = stats.changes(history, previous, direction != "lower_better")
+    numbers = _Numbers(snapshot, history, by_reason, changes)
+    summary, error_rows = _summary(
+        spark, spec, model, state, direction, numbers, earlier, run_id, started_at
+    )
+    summary.seconds = round(time.perf_counter() - started, 2)
+    mark_streaks(summary.alerts, earlier, run_id, started_at)
+    write_run_report(spec, state, summary, snapshot, library, error_rows, earlier)
+    return summary
 
+
+def _score_delta(
+    spark: SparkSession,
+    spec: AuditSpec,
+    state: AuditState,
+    run_id: str,
+    library: DataFrame,
+    plan: DataFrame,
+    bytes_cols: list[str],
+    started_at: str,
+) -> DataFrame:
+    """Score what is new or changed with the score job itself; its history rows."""
+    work = lambda *p: state.work(run_id, *p)  # noqa: E731
+    delta = plan.where(F.col("reason") != "unchanged")
+    if bytes_cols:
+        delta = library.join(delta.select("id", "reason"), on="id", how="inner")
+    delta.write.parquet(work("delta.parquet"))
+    inputs = InputSpec(
+        work("delta.parquet"),
+        bytes_column="image" if "image" in bytes_cols else None,
+        ref_bytes_column="ref_image" if "ref_image" in bytes_cols else None,
+    )
+    job = ScoreJobSpec(
+        inputs, spec.weights, work("scored"), scoring=spec.scoring, execution=spec.execution
+    )
+    run_score_job(spark, job)
+    scores = spark.read.parquet(work("scored", "scores"))
+    scored_at = F.to_timestamp(F.lit(started_at), "yyyy-MM-dd'T'HH:mm:ss'Z'")
+    return scores.select(
+        *HISTORY_COLUMNS[:4],
+        F.lit("scored").alias("event"),
+        "reason",
+        scored_at.alias("scored_at"),
+        *HISTORY_COLUMNS[7:],
+        *_extras(scores),
+    )
+
+
+def _history_and_snapshot(
+    spark: SparkSession,
+    spec: AuditSpec,
+    state: AuditState,
+    run_id: str,
+    plan: DataFrame,
+    previous: DataFrame | None,
+    scored: DataFrame | None,
+    by_reason: dict[str, int],
+) -> tuple[DataFrame, DataFrame]:
+    """This run's history rows (scored and removed) and the library after it, both written to
+    the run's scratch and read back from there."""
+    work = lambda *p: state.work(run_id, *p)  # noqa: E731
     gone = None
     if previous is not None:
         active = previous.where(~F.col("removed"))
@@ -211,6 +232,7 @@ def _run(
     history = _union([f for f in (scored, gone) if f is not None])
     if history is None:
         history = spark.createDataFrame([], _empty_schema())
+    to_score = sum(n for reason, n in by_reason.items() if reason != "unchanged")
     files = max(1, math.ceil(to_score / spec.execution.rows_per_file))
     history.repartition(files).write.parquet(work("history"))
     history = spark.read.parquet(work("history"))
@@ -226,25 +248,7 @@ def _run(
     bound = sum(by_reason.values()) + (previous.count() if previous is not None else 0)
     files = max(1, math.ceil(bound / spec.execution.rows_per_file))  # rows: at most this
     snapshot.repartition(files).write.parquet(work("snapshot"))
-    snapshot = spark.read.parquet(work("snapshot"))
-
-    earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
-    changes = stats.changes(history, previous, direction != "lower_better")
-    summary, error_rows = _numbers(
-        spec, model, state, direction, snapshot, history, by_reason, earlier, changes
-    )
-    mark_streaks(summary["alerts"], earlier, run_id, started_at)
-    summary.update(
-        run_id=run_id,
-        started_at=started_at,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        seconds=round(time.perf_counter() - started, 2),
-        arguments=_arguments(spec),
-        alert_rules=[r.text for r in spec.alerts],
-        versions=versions(spark=spark.version),
-    )
-    write_report(spec, state, run_id, summary, snapshot, library, error_rows, earlier)
-    return summary
+    return history, spark.read.parquet(work("snapshot"))
 
 
 def _arguments(spec: AuditSpec) -> dict:
@@ -285,65 +289,107 @@ def _empty_schema() -> str:
     return ", ".join(f"{c} {types[c]}" for c in HISTORY_COLUMNS)
 
 
-def _numbers(
+@dataclass(frozen=True)
+class _Numbers:
+    """What the run's numbers are counted from."""
+
+    snapshot: DataFrame  # the library after the run (removed rows flagged)
+    history: DataFrame  # this run's rows: scored and removed
+    by_reason: dict[str, int]  # the plan's rows per reason
+    changes: stats.Changes
+
+
+def _summary(
+    spark: SparkSession,
     spec: AuditSpec,
     model: BroadcastModel,
     state: AuditState,
     direction: str,
-    snapshot: DataFrame,
-    history: DataFrame,
-    by_reason: dict[str, int],
+    n: _Numbers,
     earlier: list[dict],
-    changes: stats.Changes,
-) -> tuple[dict, list[dict]]:
-    """summary.json's numbers (counts, library and run statistics, histogram, folders, alerts)
-    and a few of this run's failed rows for the report."""
+    run_id: str,
+    started_at: str,
+) -> tuple[AuditSummary, list[dict]]:
+    """The run's summary (counts, library and run statistics, histogram, folders, alerts;
+    ``seconds`` is the caller's) and a few failed rows for the report."""
     threshold = spec.resolved_threshold()
-    active = snapshot.where(~F.col("removed"))
-    run_rows = history.where(F.col("event") == "scored")
+    active = n.snapshot.where(~F.col("removed"))
+    run_rows = n.history.where(F.col("event") == "scored")
     library_stats = stats.score_stats(active, threshold)
     run_stats = stats.score_stats(run_rows, threshold)
-    removed = history.where(F.col("event") == "removed").count()
+    removed = n.history.where(F.col("event") == "removed").count()
     run_errors, error_rows = stats.errors(run_rows)
-    counts = {
-        "library": sum(by_reason.values()),
-        "new": by_reason.get("new", 0),
-        "changed": by_reason.get("changed", 0),
-        "unchanged": by_reason.get("unchanged", 0),
-        "removed": removed,
-        "retried": by_reason.get("retry", 0),
-        "rescored_model": by_reason.get("model", 0),
-        "rescored_full": by_reason.get("full", 0),
-        "scored": run_stats["images"],
-        "failed": run_stats["failed"],
-    }
+    counts = Counts.of(n.by_reason, removed, run_stats)
     score_range = model.meta.score_range
     low, high = score_range if score_range else stats.score_bounds(active)
     folders, truncated = stats.folders(active, spec.inputs.source, threshold)
-    before = earlier[-1]["library_stats"] if earlier else {}
+    values = _alert_values(active, library_stats, run_stats, counts, n.changes, earlier, direction)
+    summary = AuditSummary(
+        run_id=run_id,
+        started_at=started_at,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        seconds=0.0,
+        library=spec.inputs.source,
+        ref=spec.inputs.ref,
+        state=state.uri,
+        model=model.meta.variant,
+        model_sha256=model.sha256,
+        score_name=model.meta.score_name,
+        score_direction=direction,
+        score_range=list(score_range) if score_range else None,
+        threshold=threshold,
+        counts=counts,
+        errors=run_errors,
+        library_stats=library_stats,
+        run_stats=run_stats,
+        alerts=evaluate(spec.alerts, values),
+        changes=n.changes.lists(),
+        histogram=stats.histogram(active, run_rows if run_stats.images else None, low, high),
+        folders=folders,
+        folders_truncated=truncated,
+        folders_total=stats.folder_count(active) if truncated else len(folders),
+        arguments=_arguments(spec),
+        alert_rules=[r.text for r in spec.alerts],
+        versions=versions(spark=spark.version),
+    )
+    return summary, error_rows
+
+
+def _alert_values(
+    active: DataFrame,
+    library: Distribution,
+    run: Distribution,
+    counts: Counts,
+    changes: stats.Changes,
+    earlier: list[dict],
+    direction: str,
+) -> Callable[[AlertRule], float | None]:
+    """Each alert metric's value for this run (``alerts.METRICS``); drops against the previous
+    run's library statistics (+ = worse in the score's direction)."""
+    before = earlier[-1].get("library_stats", {}) if earlier else {}
 
     def drop(name: str) -> float | None:
-        now, then = library_stats.get(name), before.get(name)
+        now, then = getattr(library, name), before.get(name)
         if now is None or then is None:
             return None
         return round(then - now if direction != "lower_better" else now - then, 6)
 
     values = {
-        "p10": library_stats["p10"],
-        "p50": library_stats["median"],
-        "median": library_stats["median"],
-        "p90": library_stats["p90"],
-        "mean": library_stats["mean"],
+        "p10": library.p10,
+        "p50": library.median,
+        "median": library.median,
+        "p90": library.p90,
+        "mean": library.mean,
         "median_drop": drop("median"),
         "p10_drop": drop("p10"),
         "mean_drop": drop("mean"),
-        "error_rate": library_stats["error_rate"],
-        "run_error_rate": run_stats["error_rate"],
-        "failed": counts["failed"],
-        "new": counts["new"],
-        "changed": counts["changed"],
-        "removed": counts["removed"],
-        "library": counts["library"],
+        "error_rate": library.error_rate,
+        "run_error_rate": run.error_rate,
+        "failed": counts.failed,
+        "new": counts.new,
+        "changed": counts.changed,
+        "removed": counts.removed,
+        "library": counts.library,
     }
 
     def value_of(rule: AlertRule) -> float | None:
@@ -355,88 +401,27 @@ def _numbers(
             return changes.worse(rule.arg)
         return changes.new_below(rule.arg)
 
-    alerts = evaluate(spec.alerts, value_of)
-    summary = {
-        "library": spec.inputs.source,
-        "ref": spec.inputs.ref,
-        "state": state.uri,
-        "model": model.meta.variant,
-        "model_sha256": model.sha256,
-        "score_name": model.meta.score_name,
-        "score_direction": direction,
-        "score_range": score_range,
-        "threshold": threshold,
-        "counts": counts,
-        "errors": run_errors,
-        "library_stats": library_stats,
-        "run_stats": run_stats,
-        "alerts": alerts,
-        "alerted": any(a["fired"] for a in alerts),
-        "outcome": "alert" if any(a["fired"] for a in alerts) else "ok",
-        "changes": changes.lists(),
-        "histogram": stats.histogram(active, run_rows if run_stats["images"] else None, low, high),
-        "folders": folders,
-        "folders_truncated": truncated,
-        "folders_total": stats.folder_count(active) if truncated else len(folders),
-    }
-    return summary, error_rows
+    return value_of
 
 
-def format_audit(summary: dict) -> str:
+def format_audit(summary: AuditSummary) -> str:
     """The run in a few lines, for the scheduler's log."""
-    c, lib = summary["counts"], summary["library_stats"]
+    c, lib = summary.counts, summary.library_stats
     lines = [
-        f"deepiqa audit {summary['run_id']}: {summary['library']} ({c['library']} images)",
-        f"  new {c['new']}, changed {c['changed']}, removed {c['removed']}, unchanged "
-        f"{c['unchanged']}; scored {c['scored']} ({c['failed']} failed) in {summary['seconds']} s",
-        f"  library: median {lib['median']}, p10 {lib['p10']}, error rate {lib['error_rate']}",
+        f"deepiqa audit {summary.run_id}: {summary.library} ({c.library} images)",
+        f"  new {c.new}, changed {c.changed}, removed {c.removed}, unchanged "
+        f"{c.unchanged}; scored {c.scored} ({c.failed} failed) in {summary.seconds} s",
+        f"  library: median {lib.median}, p10 {lib.p10}, error rate {lib.error_rate}",
     ]
-    for alert in summary["alerts"]:
+    for alert in summary.alerts:
         mark = "FIRED" if alert["fired"] else "ok"
         lines.append(f"  alert {alert['rule']}: {mark} (value {alert['value']})")
     for name in ("changed", "newly_failing"):
-        for row in summary["changes"][name]["rows"][:5]:
+        for row in summary.changes[name]["rows"][:5]:
             detail = (
                 f"{row['before']} -> {row['score']}" if name == "changed" else row["error_code"]
             )
             lines.append(f"  {name.replace('_', ' ')}: {row['uri']} ({detail})")
-    report = summary["report"]
+    report = summary.report or ""
     lines.append(f"  report: {local_path_of(report) or report}")
     return "\n".join(lines)
-
-
-def audit_spec(args) -> AuditSpec:
-    """The spec the shared flags (``options``, ``audit.options``) ask for."""
-    from ..defaults import default_weights
-    from ..exits import UsageError
-    from ..options import input_spec, scoring_options
-
-    if args.input is None:
-        raise UsageError("the audit needs a LIBRARY (folder, s3:// prefix, glob or manifest)")
-    if args.max_error_rate != ScoringOptions.max_error_rate:
-        raise UsageError(
-            "--max-error-rate is the score job's; the audit alerts: --alert 'run_error_rate>X'"
-        )
-    if args.precision != "fp32":
-        # Runs are compared with each other and carried forward night after night: bf16 moves
-        # scores by up to ~0.5 and auto may resolve differently on each executor, so a change of
-        # hardware would read as a change of quality.
-        raise UsageError(
-            f"--precision {args.precision}: the audit scores in fp32 only, so that runs on any "
-            "hardware compare"
-        )
-    return AuditSpec(
-        inputs=input_spec(args),
-        weights=args.weights or default_weights(args.ref is not None),
-        state=args.state,
-        full=args.full,
-        alerts=tuple(args.alert),
-        threshold=args.threshold,
-        score_direction=args.score_direction,
-        version_column=args.version_column,
-        gallery=args.gallery,
-        maps=args.maps,
-        scoring=scoring_options(args),
-        execution=Execution(rows_per_partition=args.rows_per_partition, chunk_rows=args.chunk_rows),
-        stop_before_publish=args.stop_before_publish,
-    )

@@ -26,8 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
-from ..errors import DeepIQAError
-from ..exits import UsageError
+from ..errors import DeepIQAError, UsageError
 from ..options import InputSpec
 from ..sources import read_bytes
 from .inputs import LISTING_BATCH, _manifest_items, listed

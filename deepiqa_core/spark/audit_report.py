@@ -8,20 +8,19 @@ maps), a few failed rows and the earlier runs' summaries (the trend).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..audit.options import AuditSpec
 from ..audit.outcome import ALERT
 from ..audit.pictures import quality_maps
 from ..audit.report import render_report, thumbnail
+from ..audit.summary import AuditSummary
+from ..runs.storage import join
 from ..sources import read_bytes
 from . import audit_stats as stats
 from .audit_state import RUNS, AuditState
-
-if TYPE_CHECKING:
-    from .audit_job import AuditSpec
 
 TREND_RUNS = 90
 CHANGED_SHOWN = 8  # thumbnails of the worst drops in "What changed"
@@ -47,41 +46,36 @@ def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
 
 
 def _gallery(rows: list[dict]) -> list[dict]:
+    """Rows read by ``_with_bytes`` as gallery items: their fields (``uri`` falls back to the
+    id), a thumbnail, or a note why there is none."""
     items = []
     for row in rows:
         thumb = thumbnail(row["data"]) if row["data"] else None
+        fields = {k: v for k, v in row.items() if k != "data"}
         note = None if thumb else "could not be read or decoded now"
-        items.append(
-            {
-                "uri": row["uri"] or row["id"],
-                "score": row["score"],
-                "thumbnail": thumb,
-                "note": note,
-            }
-        )
+        items.append({**fields, "uri": row["uri"] or row["id"], "thumbnail": thumb, "note": note})
     return items
 
 
-def write_report(
+def write_run_report(
     spec: AuditSpec,
     state: AuditState,
-    run_id: str,
-    summary: dict,
+    summary: AuditSummary,
     snapshot: DataFrame,
     library: DataFrame,
     error_rows: list[dict],
     earlier: list[dict],
 ) -> None:
-    """Add the report's location to ``summary`` and write both files for publishing
-    (``earlier``: the previous runs' summaries, oldest first, for the trend)."""
+    """Set the report's location and size in ``summary`` and write ``summary.json``, the report
+    and (when an alert fired) ``_ALERT`` for publishing (``earlier``: the previous runs'
+    summaries, oldest first, for the trend)."""
     active = snapshot.where(~F.col("removed"))
-    higher_better = summary["score_direction"] != "lower_better"
-    scored = summary["library_stats"]["scored"]
-    shown = max(1, min(spec.gallery, scored // 2))  # a small library: worst and best differ
+    higher_better = summary.score_direction != "lower_better"
+    shown = max(1, min(spec.gallery, summary.library_stats.scored // 2))  # worst != best
     worst, best = stats.extremes(active, shown, higher_better)
     worst, best = _with_bytes(worst, library), _with_bytes(best, library)
-    summary["report"] = state.path(RUNS, run_id, "report.html")
-    trend = [_trend_point(s) for s in [*earlier, summary]]
+    summary.report = state.path(RUNS, summary.run_id, "report.html")
+    record = summary.to_json()
     extras = {
         "worst": _gallery(worst),
         "best": _gallery(best),
@@ -89,34 +83,24 @@ def write_report(
             spec.weights,
             [r for r in worst[: spec.maps] if r["data"]],
             spec.scoring,
-            summary["score_range"],
+            summary.score_range,
         ),
         "error_rows": error_rows,
-        "trend": trend,
-        "changed": _changed_gallery(summary["changes"]["changed"]["rows"][:CHANGED_SHOWN], library),
+        "trend": [_trend_point(s) for s in [*earlier, record]],
+        "changed": _gallery(
+            _with_bytes(summary.changes["changed"]["rows"][:CHANGED_SHOWN], library)
+        ),
     }
-    html = render_report(summary, extras)
-    summary["report_bytes"] = len(html.encode())
+    html = render_report(record, extras)
+    summary.report_bytes = len(html.encode())
+    folder = state.work(summary.run_id, "report")
     state.scratch.write_text(
-        state.work(run_id, "report", "summary.json"), json.dumps(summary, indent=2) + "\n"
+        join(folder, "summary.json"), json.dumps(summary.to_json(), indent=2) + "\n"
     )
-    state.scratch.write_text(state.work(run_id, "report", "report.html"), html)
-    if summary["alerted"]:
-        fired = [a for a in summary["alerts"] if a["fired"]]
-        state.scratch.write_text(
-            state.work(run_id, "report", ALERT), json.dumps(fired, indent=1) + "\n"
-        )
-
-
-def _changed_gallery(rows: list[dict], library: DataFrame) -> list[dict]:
-    out = []
-    for row in _with_bytes(rows, library):
-        thumb = thumbnail(row["data"]) if row["data"] else None
-        note = None if thumb else "could not be read or decoded now"
-        out.append(
-            {**{k: v for k, v in row.items() if k != "data"}, "thumbnail": thumb, "note": note}
-        )
-    return out
+    state.scratch.write_text(join(folder, "report.html"), html)
+    if summary.alerted:
+        fired = [a for a in summary.alerts if a["fired"]]
+        state.scratch.write_text(join(folder, ALERT), json.dumps(fired, indent=1) + "\n")
 
 
 def _trend_point(summary: dict) -> dict:

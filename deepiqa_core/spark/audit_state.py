@@ -42,13 +42,13 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from ..audit.outcome import OUTCOME, failed_outcome
-from ..errors import AuditStateError
-from ..exits import UsageError
+from ..errors import AuditStateError, UsageError
 from ..outputs import MARKER, marker_text
+from ..runs.leases import OWNER, Lease
+from ..runs.storage import Storage, join
 from .export import export_dataset, import_dataset
-from .leases import OWNER, Lease
 from .publish import staging_folder
-from .storage import HadoopStorage, Storage, join, storage_for
+from .storage import HadoopStorage, storage_for
 
 LATEST = "_LATEST"
 RUNNING = OWNER  # the lease of the run in progress

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..audit.summary import Distribution
+
 FOLDER_LIMIT = 200
 BINS = 20
 ACCURACY = 10_000
@@ -23,7 +25,7 @@ def _share(condition, threshold: float | None):
     return F.avg(F.when(F.col("score").isNotNull(), condition.cast("double")))
 
 
-def score_stats(rows: DataFrame, threshold: float | None) -> dict:
+def score_stats(rows: DataFrame, threshold: float | None) -> Distribution:
     """Images, scored, failed, p10/median/p90/mean, share below ``threshold``, error rate."""
     q = F.percentile_approx("score", [0.1, 0.5, 0.9], ACCURACY)
     row = rows.agg(
@@ -36,17 +38,17 @@ def score_stats(rows: DataFrame, threshold: float | None) -> dict:
     ).collect()[0]
     images = int(row["images"])
     quantiles = row["q"] or [None, None, None]
-    return {
-        "images": images,
-        "scored": int(row["scored"]),
-        "failed": int(row["failed"] or 0),
-        "p10": _round(quantiles[0]),
-        "median": _round(quantiles[1]),
-        "p90": _round(quantiles[2]),
-        "mean": _round(row["mean"]),
-        "share_below": _round(row["share_below"], 6),
-        "error_rate": _round((row["failed"] or 0) / images, 6) if images else None,
-    }
+    return Distribution(
+        images=images,
+        scored=int(row["scored"]),
+        failed=int(row["failed"] or 0),
+        p10=_round(quantiles[0]),
+        median=_round(quantiles[1]),
+        p90=_round(quantiles[2]),
+        mean=_round(row["mean"]),
+        share_below=_round(row["share_below"], 6),
+        error_rate=_round((row["failed"] or 0) / images, 6) if images else None,
+    )
 
 
 def share(rows: DataFrame, op: str, threshold: float) -> float | None:

@@ -10,13 +10,15 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from ..datasets import write_manifest
+from ..errors import OutputExistsError
 from ..evaluation import evaluate_predictions, format_report
-from ..exits import OutputExistsError, threshold_code
+from ..exits import threshold_code
 from ..options import InputSpec, ScoringOptions
 from ..outputs import check_replaceable, check_separate, write_marker
+from ..runs.score_spec import ScoreJobSpec
+from ..runs.storage import join
 from ..training.options import DataSource
-from .score_job import ScoreJobSpec, run_score_job
-from .storage import join
+from .score_job import run_score_job
 from .summary import format_summary
 
 

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
+from ..runs.storage import S3Storage, join
 from ..sources import s3_client, split_s3
-from .storage import S3Storage, join
 
 FORMATS = {"parquet": ".parquet", "csv": ".csv"}
 

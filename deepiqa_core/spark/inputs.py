@@ -11,8 +11,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ..batch import OUTPUT_COLUMNS
-from ..errors import ManifestError
-from ..exits import UsageError
+from ..errors import ManifestError, UsageError
 from ..inputs import check_references, manifest_columns, passed_columns
 from ..inputs import read_table as read_pandas_table
 from ..listing import iter_images, iter_versioned

@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -34,94 +34,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..batch import OUTPUT_COLUMNS
-from ..defaults import DEFAULT_WEIGHTS, SAMPLES
 from ..errors import DeepIQAError, ManifestError
 from ..exits import ExitCode
-from ..options import InputSpec, ScoringOptions
+from ..options import ScoringOptions
 from ..outputs import check_separate
+from ..runs.publish import Run, fingerprint
+from ..runs.score_spec import Execution, ScoreJobSpec
+from ..runs.storage import join, local_path_of
 from ..runs.summary import RunSummary, versions
 from .export import export_dataset
 from .inputs import read_inputs
 from .patches import explode_patches
-from .publish import Run, fingerprint, publish
+from .publish import publish
 from .scoring import BroadcastModel
 from .session import driver_file
-from .storage import join, local_path_of
 from .summary import format_summary, score_stats
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
 
 SCORE_COLUMNS = [name for name, _ in OUTPUT_COLUMNS]
 SCRATCH = ("_items", "_items.json", "_listing", "_refs", "_chunks")
-DEFAULT_OUTPUT = Path("output/score-default")
-OUTPUT_HELP = """\
-output (--output OUT: a path, or a URI the cluster writes: hdfs://, s3a://, gs://, abfss://,
-dbfs:/; s3:// also without an S3 connector, through boto3). A path on a local or HDFS file
-system is written to a staging folder and renamed into place; on object stores each run is
-OUT/runs/<run>/ and OUT/_LATEST (written last) names the published one. In the result:
-  scores/       Parquet, exactly one row per input: id, uri, ref_uri, score, num_patches,
-                in_range, width, height, bytes, model, model_sha256, error_code,
-                error_message, then the manifest's own columns (--pass-columns)
-  scores_csv/   with --csv
-  patches/      with --patches: id, patch_index, y, x, quality, weight per patch
-  summary.json  counts, errors by code, percentiles, timings, arguments, versions
-  _COMPLETE     written last; _DEEPIQA_OUTPUT marks a folder --overwrite may replace"""
-
-
-@dataclass(frozen=True)
-class Execution:
-    """How the work is spread over Spark."""
-
-    partitions: int | None = None  # per chunk; default: chunk rows / rows_per_partition
-    rows_per_partition: int = 1000  # fewer, longer tasks: the driver tracks every task
-    arrow_batch_rows: int = 64  # image bytes are large: far fewer than Spark's 10,000
-    torch_threads: int | None = None  # default: spark.task.cpus
-    chunk_rows: int = 250_000  # rows committed together: what --resume can skip
-    rows_per_file: int = 500_000  # rows per output Parquet file (~100 MB)
-    listing_batch: int = 100_000  # listed paths the driver holds before writing them out
-    fail_once_marker: str | None = None  # testing aid, see ScoreBatches
-
-
-@dataclass(frozen=True)
-class ScoreJobSpec:
-    """One scoring run: what, with which weights, how, and where the results go."""
-
-    inputs: InputSpec
-    weights: Path
-    output: str | Path  # a path or URI the cluster can write, or s3://
-    overwrite: bool = False
-    resume: bool = False
-    csv: bool = False
-    patches: bool = False
-    tile_rows: int | None = None
-    pass_columns: tuple[str, ...] | None = None  # manifest columns kept; None: all
-    scoring: ScoringOptions = field(default_factory=ScoringOptions)
-    execution: Execution = field(default_factory=Execution)
-
-
-def default_specs(
-    output: str | Path | None, overwrite: bool, scoring: ScoringOptions, execution: Execution
-) -> list[ScoreJobSpec]:
-    """No INPUT: NR over the sample photos, FR over the sample pairs, the shipped weights.
-
-    The default output folder is refreshed on every default run (it only ever holds this).
-    """
-    out = str(output or DEFAULT_OUTPUT)  # a string: URIs must keep their "//"
-    replace_it = overwrite or output is None
-    nr = InputSpec(str(SAMPLES / "nr"))
-    fr = InputSpec(str(SAMPLES / "fr" / "distorted"), ref=str(SAMPLES / "fr" / "reference"))
-    return [
-        ScoreJobSpec(
-            inputs,
-            DEFAULT_WEIGHTS[kind],
-            join(out, kind),
-            scoring=scoring,
-            execution=execution,
-            overwrite=replace_it,
-        )
-        for kind, inputs in (("nr", nr), ("fr", fr))
-    ]
-
-
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
@@ -177,7 +108,7 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> RunSummary:
                 export_dataset(spark, run.path(name), join(run.published, name))
         if spec.csv:
             export_dataset(spark, run.path("scores"), join(run.published, "scores_csv"), "csv")
-        from .storage import S3Storage
+        from ..runs.storage import S3Storage
 
         S3Storage().write_text(
             join(run.published, "summary.json"),

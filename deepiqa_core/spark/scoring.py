@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from ..exits import UsageError
+from ..errors import UsageError
 from ..local_scorer import read_weights
 from ..options import ScoringOptions
 from ..weights import WeightsMeta, load_weights, weights_sha256

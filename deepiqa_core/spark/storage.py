@@ -18,49 +18,16 @@ A scheme that neither handles is a usage error before anything is scored.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
-from ..exits import UsageError
-from ..sources import S3_SCHEMES, s3_client, split_s3
+from ..errors import UsageError
+from ..runs.storage import S3Storage, Storage, local_path_of
+from ..sources import S3_SCHEMES, split_s3
 
 # Hadoop file systems whose directory rename is atomic: published by rename. Everything else
 # (object stores: s3a, gs, abfs, wasb, dbfs ...) is published by a pointer written last.
 ATOMIC_RENAME_SCHEMES = ("file", "hdfs", "viewfs")
-
-
-class Storage(Protocol):
-    atomic_rename: bool
-
-    def exists(self, uri: str) -> bool: ...
-    def list(self, uri: str) -> list[str]: ...
-    def mkdirs(self, uri: str) -> None: ...
-    def delete(self, uri: str) -> None: ...
-    def rename(self, src: str, dst: str) -> None: ...
-    def read_text(self, uri: str) -> str | None: ...
-    def write_text(self, uri: str, text: str) -> None: ...
-    def create_new(self, uri: str, text: str) -> bool: ...
-    def modified(self, uri: str) -> float: ...
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def local_path_of(uri: str) -> str | None:
-    """The plain path a local output URI (a path, ``file:``) names; None for other schemes
-    (the overlap checks against local inputs apply only to these)."""
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        return None
-    return parsed.path if parsed.scheme else uri
-
-
-def parent_and_name(uri: str) -> tuple[str, str]:
-    trimmed = uri.rstrip("/")
-    parent, _, name = trimmed.rpartition("/")
-    return parent or "/", name
 
 
 class HadoopStorage:
@@ -121,9 +88,12 @@ class HadoopStorage:
         return bytes(data).decode()
 
     def write_text(self, uri: str, text: str) -> None:
+        self.write_bytes(uri, text.encode())
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
         stream = self._fs.create(self._path(uri), True)
         try:
-            stream.write(bytearray(text.encode()))
+            stream.write(bytearray(data))
         finally:
             stream.close()
 
@@ -154,85 +124,6 @@ class HadoopStorage:
 
     def modified(self, uri: str) -> float:
         return self._fs.getFileStatus(self._path(uri)).getModificationTime() / 1000.0
-
-
-@dataclass
-class S3Storage:
-    """``s3://bucket/prefix`` through boto3 (no rename: published by pointer)."""
-
-    atomic_rename: bool = False
-
-    @staticmethod
-    def _key(uri: str) -> tuple[str, str]:
-        return split_s3(uri)
-
-    def _keys(self, uri: str) -> list[str]:
-        bucket, prefix = self._key(uri)
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-
-    def objects(self, uri: str) -> list[str]:
-        """Every object under the prefix ``uri``, as URIs of ``uri``'s scheme."""
-        bucket, _ = self._key(uri)
-        scheme = uri.split("://", 1)[0]
-        return [f"{scheme}://{bucket}/{key}" for key in self._keys(uri)]
-
-    def exists(self, uri: str) -> bool:
-        bucket, key = self._key(uri)
-        try:
-            s3_client().head_object(Bucket=bucket, Key=key)
-            return True
-        except Exception:  # noqa: BLE001 - not a single object: maybe a "folder"
-            return bool(self._keys(uri)[:1])
-
-    def list(self, uri: str) -> list[str]:
-        bucket, prefix = self._key(uri)
-        prefix = prefix.rstrip("/") + "/" if prefix else ""
-        names = {key[len(prefix) :].split("/", 1)[0] for key in self._keys(uri)}
-        return sorted(n for n in names if n)
-
-    def mkdirs(self, uri: str) -> None:
-        """Object stores have no folders."""
-
-    def delete(self, uri: str) -> None:
-        bucket, _ = self._key(uri)
-        keys = self._keys(uri)
-        single = self._key(uri)[1]
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
-            s3_client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        s3_client().delete_object(Bucket=bucket, Key=single)
-
-    def rename(self, src: str, dst: str) -> None:
-        raise OSError("S3 has no rename; outputs there are published by pointer")
-
-    def read_text(self, uri: str) -> str | None:
-        bucket, key = self._key(uri)
-        try:
-            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-        except Exception:  # noqa: BLE001 - absent (or unreadable): the caller decides
-            return None
-
-    def write_text(self, uri: str, text: str) -> None:
-        bucket, key = self._key(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode())
-
-    def create_new(self, uri: str, text: str) -> bool:
-        """A conditional PUT (``If-None-Match: *``): False when the object exists."""
-        bucket, key = self._key(uri)
-        try:
-            s3_client().put_object(Bucket=bucket, Key=key, Body=text.encode(), IfNoneMatch="*")
-        except Exception as exc:  # noqa: BLE001 - botocore's ClientError
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return False
-            raise
-        return True
-
-    def modified(self, uri: str) -> float:
-        bucket, key = self._key(uri)
-        return s3_client().head_object(Bucket=bucket, Key=key)["LastModified"].timestamp()
 
 
 HADOOP_PATTERN_CHARS = "[]{}*?\\"  # Hadoop's glob syntax, in any path Spark reads

@@ -13,12 +13,13 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from ..datasets import make_manifest, write_manifest
-from ..exits import UsageError
+from ..errors import UsageError
 from ..listing import list_images
 from ..outputs import check_separate
+from ..runs.publish import fingerprint
 from ..training.synthetic import Group, photo_ids, plan_groups, render_group
 from ..training.weak_labels import WEAK_LABEL_VERSION
-from .publish import fingerprint, publish
+from .publish import publish
 
 ROW_SCHEMA = (
     "id string, uri string, ref_uri string, ref_id string, score double, "

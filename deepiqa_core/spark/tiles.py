@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..batch import BatchConfig
-from ..exits import UsageError
+from ..errors import UsageError
 
 TILE_COLUMNS = ("tile_row_start", "tile_row_stop")
 

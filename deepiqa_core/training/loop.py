@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..exits import UsageError
+from ..errors import UsageError
 from ..models import DeepIQA
 from ..seeding import derive_seed
 from .checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..datasets.splits import DEFAULT_FRACTIONS
 from ..devices import DEVICE_CHOICES_HELP
-from ..exits import ExitCode, OutputExistsError, UsageError
+from ..errors import OutputExistsError, UsageError
+from ..exits import ExitCode
 from ..models import VARIANTS, get_variant
 from ..outputs import check_replaceable, check_separate, write_marker
 from .loop import FitConfig

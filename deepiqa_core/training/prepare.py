@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..datasets import DatasetError, split_by_reference
 from ..datasets.splits import SPLITS
-from ..exits import UsageError
+from ..errors import UsageError
 from .examples import EXAMPLE_COLUMNS, fetch_examples
 
 if TYPE_CHECKING:

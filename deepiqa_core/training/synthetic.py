@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..exits import UsageError
+from ..errors import UsageError
 from ..imaging import decode_image
 from ..seeding import rng
 from ..sources import read_bytes

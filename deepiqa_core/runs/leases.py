@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any
 
 from ..errors import StateBusyError
 from .storage import Storage, join
@@ -50,7 +51,7 @@ def owner_record(token: str, started: float, renewed: float | None = None) -> st
     )
 
 
-def read_owner(storage: Storage, folder: str, tries: int = 5) -> dict | None:
+def read_owner(storage: Storage, folder: str, tries: int = 5) -> dict[str, Any] | None:
     """The folder's owner record, or None (none, or unreadable). A renewal rewrites the file
     in place, so a reader can catch it half-written: an unreadable record is read again a few
     times before it counts as none (else a live lease would look dead for a moment)."""
@@ -67,7 +68,7 @@ def read_owner(storage: Storage, folder: str, tries: int = 5) -> dict | None:
     return None
 
 
-def is_live(owner: dict | None, now: float | None = None) -> bool:
+def is_live(owner: dict[str, Any] | None, now: float | None = None) -> bool:
     """Whether the run behind ``owner`` may still be writing (see the module docstring)."""
     if owner is None:
         return False
@@ -94,7 +95,7 @@ def alive(storage: Storage, folder: str) -> bool:
     return is_live(read_owner(storage, folder))
 
 
-def check_free(storage: Storage, folder: str) -> dict | None:
+def check_free(storage: Storage, folder: str) -> dict[str, Any] | None:
     """``StateBusyError`` while a live run holds ``folder``; else its dead record (or None)."""
     owner = read_owner(storage, folder)
     if owner is not None and is_live(owner):
@@ -102,7 +103,7 @@ def check_free(storage: Storage, folder: str) -> dict | None:
     return owner
 
 
-def held_message(owner: dict, folder: str) -> str:
+def held_message(owner: dict[str, Any], folder: str) -> str:
     if "started" not in owner:
         return f"another run took {folder} at the same moment; it holds it now"
     since = _stamp(float(owner.get("started", 0)))

@@ -1,5 +1,6 @@
 """Nothing lost, nothing silent: the data-safety and error contracts, at the lowest level that
-shows each (issue "nothing lost, nothing silent", items 1-11)."""
+shows each (outputs never replace inputs or foreign folders, weights checked in full, every row
+scored or failed with a code, bounded reads and memory, faithful listings, usability traps)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from deepiqa_core import Scorer, WeightsError, WeightsMeta, load_weights, read_m
 from deepiqa_core.batch import BatchConfig, BatchScorer, ImageRow
 from deepiqa_core.cli import main as cli_main
 from deepiqa_core.defaults import default_weights
-from deepiqa_core.errors import ROW_ERROR_CODES, ReadTimeoutError
-from deepiqa_core.exits import EXIT_CODE_MEANINGS, UsageError
+from deepiqa_core.errors import ROW_ERROR_CODES, ReadTimeoutError, UsageError
+from deepiqa_core.exits import EXIT_CODE_MEANINGS
 from deepiqa_core.imaging import decode_in_order
 from deepiqa_core.listing import list_images
 from deepiqa_core.outputs import MARKER, check_replaceable, check_separate, marker_text
@@ -42,7 +43,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-# 1. an output is never an input, and only deepiqa outputs are ever replaced
+# an output is never an input, and only deepiqa outputs are ever replaced
 
 
 def test_outputs_never_overlap_inputs(tmp_path):
@@ -149,7 +150,7 @@ def test_training_overwrite_refuses_a_folder_it_did_not_make(capsys, tmp_path):
     assert (folder / "checkpoints" / "epoch=99.ckpt").read_text() == "w"
 
 
-# 2. weights are checked in full at load; no row is ever neither scored nor failed
+# weights are checked in full at load; no row is ever neither scored nor failed
 
 
 @pytest.fixture
@@ -315,7 +316,7 @@ def test_non_finite_scores_get_an_error_code_and_out_of_range_scores_a_flag(tmp_
     assert all(r.in_range is None and r.score is not None for r in no_range)
 
 
-# 3. + 4. a missing or empty reference source is a usage error; the exit-code table
+# a missing or empty reference source is a usage error; the exit-code table
 
 
 def test_missing_or_empty_references_are_usage_errors(capsys, tmp_path, weights_dir):
@@ -345,7 +346,7 @@ def test_corrupt_or_missing_manifests_and_weights_are_not_tracebacks(capsys, tmp
     assert code == 3 and "Traceback" not in err
 
 
-# 5. + 9. reads never hang and have a size cap; URIs that cannot be read are named
+# reads never hang and have a size cap; URIs that cannot be read are named
 
 
 @pytest.fixture
@@ -419,7 +420,7 @@ def test_rows_for_unreadable_uris_fifos_and_oversized_files(tmp_path):
     assert "gs://bucket/x.jpg" in results[5].error_message  # named as given, not mangled
 
 
-# 6. decoded images held ahead of the network are bounded by bytes, not by count
+# decoded images held ahead of the network are bounded by bytes, not by count
 
 
 def test_read_ahead_is_bounded_by_a_byte_budget():
@@ -482,7 +483,7 @@ def test_images_with_too_many_patches_are_refused_from_the_header(tmp_path):
     assert result.error_code == "too_many_patches" and "400 patches" in result.error_message
 
 
-# 7. a failed reference says so
+# a failed reference says so
 
 
 def test_reference_errors_name_the_reference(tmp_path):
@@ -501,7 +502,7 @@ def test_reference_errors_name_the_reference(tmp_path):
     assert c.error_code == "decode_error"  # the distorted image's own failure comes first
 
 
-# 8. nothing named like an image is dropped from a listing
+# nothing named like an image is dropped from a listing
 
 
 def test_listing_keeps_broken_links_loops_and_odd_entries(tmp_path):
@@ -517,7 +518,7 @@ def test_listing_keeps_broken_links_loops_and_odd_entries(tmp_path):
     assert codes == ["missing", "read_error", "read_error", None]
 
 
-# 11. usability traps
+# usability traps
 
 
 def test_names_that_are_no_utf8_are_listed_faithfully_and_scored(capsys, tmp_path):

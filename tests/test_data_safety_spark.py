@@ -1,5 +1,5 @@
 """The data-safety and error contracts of the Spark jobs: in-process on the shared session, and
-end to end through the real spark-submit (items 1, 2 and 4)."""
+end to end through the real spark-submit."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from safetensors.torch import load_file, save_file
 
 from deepiqa_core import WeightsMeta, save_weights
 from deepiqa_core.defaults import default_weights
+from deepiqa_core.runs.leases import OWNER
+from deepiqa_core.runs.publish import COMPLETE_MARKER, recover
+from deepiqa_core.runs.storage import join
 from deepiqa_core.sources import reset_s3_client
-from deepiqa_core.spark.leases import OWNER
-from deepiqa_core.spark.publish import COMPLETE_MARKER, publish, recover
-from deepiqa_core.spark.storage import HadoopStorage, join
+from deepiqa_core.spark.publish import publish
+from deepiqa_core.spark.storage import HadoopStorage
 
 from .conftest import (
     JOBS,
@@ -293,10 +295,12 @@ def test_spark_submit_keeps_the_contracts_end_to_end(library, weights_dir, nan_w
     assert "Traceback" not in bad.stdout + bad.stderr and not Path(out).exists()
 
 
-def test_spark_submit_keeps_round_two_contracts_end_to_end(library, tmp_path):
+def test_spark_submit_refuses_lookalike_outputs_and_flipped_weights_and_scores_odd_names(
+    library, tmp_path
+):
     """The real spark-submit with the shipped defaults: a folder that merely holds
-    checkpoints/ is not replaced (1), the NR default with one flipped exponent bit is refused
-    (3: once every image scored 100), a file name that is no UTF-8 is scored (4)."""
+    checkpoints/ is not replaced, the NR default with one flipped exponent bit is refused (once
+    every image scored 100), a file name that is no UTF-8 is scored."""
     score = str(JOBS / "score.py")
     lookalike = tmp_path / "exp"
     (lookalike / "checkpoints").mkdir(parents=True)
