@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepiqa_core.audit import report
-from deepiqa_core.audit.report import MAP_MAX_WIDTH, render_report, thumbnail, write_report
+from deepiqa_core.audit.report import (
+    MAP_MAX_WIDTH,
+    render_report,
+    thumbnail,
+    thumbnails,
+    write_report,
+)
 
 from . import report_samples as samples
 
@@ -341,7 +346,7 @@ def test_unknown_thumbnail_bytes_become_a_placeholder():
     extras["worst"][0]["thumbnail"] = b"BM not shown by browsers"
     text = render_report(samples.summary(), extras)
     assert "thumbnail in an unknown format" in text
-    assert report._data_uri(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "data:image/webp;base64," + (
+    assert thumbnails._data_uri(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "data:image/webp;base64," + (
         base64.b64encode(b"RIFF\x00\x00\x00\x00WEBPVP8 ").decode()
     )
 

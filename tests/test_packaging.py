@@ -49,7 +49,9 @@ def test_wheel_holds_the_library_weights_and_samples(wheel):
     assert "deepiqa_core/scoring.py" in names
     assert "deepiqa_core/weights/default/wadiqam-fr.safetensors" in names
     assert any(n.startswith("deepiqa_core/samples/nr/") for n in names)
-    assert {"deepiqa_core/audit/report.css", "deepiqa_core/audit/report.js"} <= set(names)
+    assert {"deepiqa_core/audit/report/report.css", "deepiqa_core/audit/report/report.js"} <= set(
+        names
+    )
 
 
 def test_executors_import_the_shipped_wheel_and_the_job_runs_with_it(wheel, tmp_path, weights_dir):
