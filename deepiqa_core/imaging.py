@@ -165,7 +165,7 @@ def read_image(path: str | Path, **kwargs: object) -> np.ndarray:
 
 
 T = TypeVar("T")
-Decoded = np.ndarray | Exception
+R = TypeVar("R")
 
 
 def default_decode_workers() -> int:
@@ -211,13 +211,13 @@ Admit = Callable[[int], None]
 
 def decode_in_order(
     items: Iterable[T],
-    load: Callable[[T, Admit], np.ndarray],
+    load: Callable[[T, Admit], R],
     workers: int | None = None,
     *,
     max_pending_bytes: int | None = None,
     gate: DecodeGate | None = None,
-) -> Iterator[tuple[T, Decoded]]:
-    """``(item, image or the exception load raised)`` for every item, in input order.
+) -> Iterator[tuple[T, R | Exception]]:
+    """``(item, what load returned or the exception it raised)`` for every item, in input order.
 
     Decoding is the serial part of scoring (a 512x384 JPEG takes ~3 ms; a GPU scores an image
     in ~0.5 ms), and Pillow releases the GIL while it decodes, so a few threads keep the
@@ -238,31 +238,7 @@ def decode_in_order(
         return
     gate = gate or (DecodeGate(max_pending_bytes) if max_pending_bytes is not None else None)
 
-    def attempt(ticket: int, item: T) -> tuple[Decoded, int]:
-        admitted = None
-
-        def admit(nbytes: int) -> None:
-            nonlocal admitted
-            if gate is not None:
-                gate.admit(ticket, nbytes)
-            admitted = nbytes
-
-        try:
-            out = load(item, admit)
-        except Exception as exc:  # returned, not raised: one bad file never stops the rest
-            if gate is not None:
-                if admitted is None:
-                    gate.admit(ticket, 0, wait_for_room=False)  # pass its turn on
-                else:
-                    gate.release(admitted)
-            return exc, 0
-        if admitted is None:
-            admitted = int(getattr(out, "nbytes", 0))
-            if gate is not None:
-                gate.admit(ticket, admitted, wait_for_room=False)
-        return out, admitted
-
-    def take(window: deque[tuple[T, Future[tuple[Decoded, int]]]]) -> tuple[T, Decoded]:
+    def take(window: deque[tuple[T, Future[tuple[R | Exception, int]]]]) -> tuple[T, R | Exception]:
         head, future = window.popleft()
         out, admitted = future.result()
         if gate is not None:
@@ -270,10 +246,40 @@ def decode_in_order(
         return head, out
 
     with ThreadPoolExecutor(workers, thread_name_prefix="deepiqa-decode") as pool:
-        window: deque[tuple[T, Future[tuple[Decoded, int]]]] = deque()
+        window: deque[tuple[T, Future[tuple[R | Exception, int]]]] = deque()
         for ticket, item in enumerate(items):
             while len(window) >= 4 * workers or sum(not f.done() for _, f in window) >= 2 * workers:
                 yield take(window)
-            window.append((item, pool.submit(attempt, ticket, item)))
+            window.append((item, pool.submit(_attempt, load, gate, ticket, item)))
         while window:
             yield take(window)
+
+
+def _attempt(
+    load: Callable[[T, Admit], R], gate: DecodeGate | None, ticket: int, item: T
+) -> tuple[R | Exception, int]:
+    """One load on a decode thread: (its result or exception, the bytes it holds in the gate).
+    ``admit`` waits for the gate's room in ticket order; a load that fails or never admits
+    still passes its turn on, so the tickets after it are not held up."""
+    admitted: int | None = None
+
+    def admit(nbytes: int) -> None:
+        nonlocal admitted
+        if gate is not None:
+            gate.admit(ticket, nbytes)
+        admitted = nbytes
+
+    try:
+        out = load(item, admit)
+    except Exception as exc:  # returned, not raised: one bad file never stops the rest
+        if gate is not None:
+            if admitted is None:
+                gate.admit(ticket, 0, wait_for_room=False)  # pass its turn on
+            else:
+                gate.release(admitted)
+        return exc, 0
+    if admitted is None:
+        admitted = int(getattr(out, "nbytes", 0))
+        if gate is not None:
+            gate.admit(ticket, admitted, wait_for_room=False)
+    return out, admitted

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +140,35 @@ def _ticks(lo: float, hi: float, room: int, font: Font) -> list[tuple[float, str
     return [(lo, _fmt(lo)), (hi, _fmt(hi))]
 
 
+_PANEL_LABELS = ("image", "local quality", "patch weight")
+
+
+def _caption_layout(w: int, score_line: str) -> tuple[Font, int, int, int, int, int, int]:
+    """The font and the sizes under the panels for an image ``w`` wide: (font, pad, panel
+    width, text line, bar height, score marker, band height)."""
+    size = int(np.clip(round(w / 24), 11, 48))
+    font = _font(size)
+    pad = max(4, size // 2)
+    widest = max(_text_size(font, t)[0] for t in _PANEL_LABELS) + 2 * pad
+    col = max(w, widest, math.ceil((_text_size(font, score_line)[0] + 2 * pad - 2 * _GAP) / 3))
+    line = _text_size(font, "Hg0")[1] + pad // 2
+    bar = max(8, size)
+    tip = max(4, bar // 2)  # the score marker above the quality bar
+    band = pad + line + tip + 2 + bar + 2 + line + (pad + line if score_line else 0) + pad
+    return font, pad, col, line, bar, tip, band
+
+
+def _side_by_side(panels: list[np.ndarray], col: int, band: int) -> Image.Image:
+    """The panels centred in columns ``col`` wide, on white, with ``band`` rows below."""
+    h, w = panels[0].shape[:2]
+    canvas = np.full((h + band, 3 * col + 2 * _GAP, 3), 255, dtype=np.uint8)
+    offset = (col - w) // 2
+    for i, panel in enumerate(panels):
+        x = i * (col + _GAP) + offset
+        canvas[:h, x : x + w] = panel
+    return Image.fromarray(canvas)
+
+
 def render_map(
     image: np.ndarray,
     patch_map: PatchMap,
@@ -178,74 +207,82 @@ def render_map(
         _overlay(gray, patch_map, weight, w_lo, w_hi, step),
     ]
 
-    size = int(np.clip(round(w / 24), 11, 48))
-    font = _font(size)
-    labels = ["image", "local quality", "patch weight"]
     has_score = score is not None and math.isfinite(score)
     name = f"score {score:.1f}" if has_score else ""
     if label:
         name = f"{name} ({label})" if name else label
     score_line = ", ".join(p for p in (name, _DIRECTION_WORDS.get(direction or "", "")) if p)
-    pad = max(4, size // 2)
-    widest = max(_text_size(font, t)[0] for t in labels) + 2 * pad
-    col = max(w, widest, math.ceil((_text_size(font, score_line)[0] + 2 * pad - 2 * _GAP) / 3))
-    line = _text_size(font, "Hg0")[1] + pad // 2
-    bar = max(8, size)
-    tip = max(4, bar // 2)  # the score marker above the quality bar
-    band = pad + line + tip + 2 + bar + 2 + line + (pad + line if score_line else 0) + pad
+    font, pad, col, line, bar, tip, band = _caption_layout(w, score_line)
 
-    total_w = 3 * col + 2 * _GAP
-    canvas = np.full((h + band, total_w, 3), 255, dtype=np.uint8)
-    offset = (col - w) // 2
-    for i, panel in enumerate(panels):
-        x = i * (col + _GAP) + offset
-        canvas[:h, x : x + w] = panel
-
-    picture = Image.fromarray(canvas)
+    picture = _side_by_side(panels, col, band)
     draw = ImageDraw.Draw(picture)
     y_label = h + pad
     y_bar = y_label + line + tip + 2
     y_ticks = y_bar + bar + 2
-    for i, text in enumerate(labels):
+    for i, text in enumerate(_PANEL_LABELS):
         x0 = i * (col + _GAP)
         tw = _text_size(font, text)[0]
         draw.text((x0 + (col - tw) // 2, y_label), text, fill=_INK, font=font)
-    bar_x0, bar_x1 = pad, col - pad
-    ramp = colorize(np.linspace(0.0, 1.0, max(2, bar_x1 - bar_x0)), 0.0, 1.0)
-    strip = np.repeat(ramp[None, :, :], bar, axis=0)
-    for i, (lo, hi, relative) in enumerate(
-        ((q_lo, q_hi, not absolute), (w_lo, w_hi, True)), start=1
-    ):
-        x0 = i * (col + _GAP)
-        picture.paste(Image.fromarray(strip), (x0 + bar_x0, y_bar))
-        frame = (x0 + bar_x0 - 1, y_bar - 1, x0 + bar_x0 + strip.shape[1], y_bar + bar)
-        draw.rectangle(frame, outline=_MUTED)  # around the bar: its end colours stay visible
-        room = strip.shape[1]
-        if hi <= lo:  # one value everywhere (e.g. a single patch): one tick in the middle
-            ticks = [(lo, "uniform" if i == 2 else _fmt(lo))]
-        elif relative:  # the ends, and the word "relative" in the middle when it fits
-            ends = ("low", "high") if i == 2 else (_fmt(lo), _fmt(hi))  # alphas have no unit
-            words = [ends[0], "relative", ends[1]]
-            widths = [_text_size(font, t)[0] for t in words]
-            if max(widths[0], widths[2]) + widths[1] / 2 + 4 > col / 2:  # end labels hug the edges
-                words[1] = "rel."
-            ticks = list(zip((lo, (lo + hi) / 2, hi), words, strict=True))
-        else:
-            ticks = _ticks(lo, hi, room, font)
-        for value, text in ticks:
-            t = 0.5 if hi <= lo else (value - lo) / (hi - lo)
-            x = x0 + bar_x0 + round(t * (room - 1))
-            tw = _text_size(font, text)[0]
-            tx = min(max(x - tw // 2, x0), x0 + col - tw)
-            draw.line((x, y_bar + bar - 3, x, y_bar + bar + 1), fill=_INK)
-            draw.text((tx, y_ticks), text, fill=_MUTED if relative else _INK, font=font)
-        if i == 1 and has_score and lo <= score <= hi:
-            t = 0.0 if hi <= lo else (score - lo) / (hi - lo)
-            x = x0 + bar_x0 + round(t * (room - 1))
-            draw.polygon([(x - tip, y_bar - tip), (x + tip, y_bar - tip), (x, y_bar)], fill=_INK)
+    bars = _Bars(draw, picture, font, col, pad, bar, tip, y_bar, y_ticks)
+    bars.draw(1, q_lo, q_hi, not absolute, score if has_score else None)
+    bars.draw(2, w_lo, w_hi, True, None)
     if score_line:
         draw.text((pad, y_ticks + line + pad), score_line, fill=_INK, font=font)
     return np.asarray(picture)
+
+
+@dataclass
+class _Bars:
+    """The colour bars under the quality and weight panels: a ramp, its ticks, the score mark."""
+
+    pen: ImageDraw.ImageDraw
+    picture: Image.Image
+    font: Font
+    col: int  # a panel's width
+    pad: int
+    bar: int  # the bar's height
+    tip: int  # the score marker's size
+    y_bar: int
+    y_ticks: int
+
+    def draw(self, panel: int, lo: float, hi: float, relative: bool, score: float | None) -> None:
+        """Panel 1 (quality) or 2 (weight): the bar from ``lo`` to ``hi`` with its labels."""
+        room = max(2, self.col - 2 * self.pad)
+        ramp = colorize(np.linspace(0.0, 1.0, room), 0.0, 1.0)
+        strip = np.repeat(ramp[None, :, :], self.bar, axis=0)
+        x0 = panel * (self.col + _GAP)
+        left, y_bar = x0 + self.pad, self.y_bar
+        self.picture.paste(Image.fromarray(strip), (left, y_bar))
+        frame = (left - 1, y_bar - 1, left + strip.shape[1], y_bar + self.bar)
+        self.pen.rectangle(frame, outline=_MUTED)  # around the bar: its end colours show
+        for value, text in self._ticks(panel, lo, hi, relative, room):
+            t = 0.5 if hi <= lo else (value - lo) / (hi - lo)
+            x = left + round(t * (room - 1))
+            tw = _text_size(self.font, text)[0]
+            tx = min(max(x - tw // 2, x0), x0 + self.col - tw)
+            self.pen.line((x, y_bar + self.bar - 3, x, y_bar + self.bar + 1), fill=_INK)
+            fill = _MUTED if relative else _INK
+            self.pen.text((tx, self.y_ticks), text, fill=fill, font=self.font)
+        if score is not None and lo <= score <= hi:
+            t = 0.0 if hi <= lo else (score - lo) / (hi - lo)
+            x, tip = left + round(t * (room - 1)), self.tip
+            self.pen.polygon(
+                [(x - tip, y_bar - tip), (x + tip, y_bar - tip), (x, y_bar)], fill=_INK
+            )
+
+    def _ticks(
+        self, panel: int, lo: float, hi: float, relative: bool, room: int
+    ) -> list[tuple[float, str]]:
+        if hi <= lo:  # one value everywhere (e.g. a single patch): one tick in the middle
+            return [(lo, "uniform" if panel == 2 else _fmt(lo))]
+        if relative:  # the ends, and the word "relative" in the middle when it fits
+            ends = ("low", "high") if panel == 2 else (_fmt(lo), _fmt(hi))  # alphas: no unit
+            words = [ends[0], "relative", ends[1]]
+            widths = [_text_size(self.font, t)[0] for t in words]
+            if max(widths[0], widths[2]) + widths[1] / 2 + 4 > self.col / 2:  # ends hug edges
+                words[1] = "rel."
+            return list(zip((lo, (lo + hi) / 2, hi), words, strict=True))
+        return _ticks(lo, hi, room, self.font)
 
 
 def map_png(

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 from pyspark import StorageLevel
@@ -40,7 +41,7 @@ from ..options import ScoringOptions
 from ..outputs import check_separate
 from ..runs.publish import Run, fingerprint
 from ..runs.score_spec import Execution, ScoreJobSpec
-from ..runs.storage import join, local_path_of
+from ..runs.storage import S3Storage, join, local_path_of
 from ..runs.summary import RunSummary, versions
 from .export import export_dataset
 from .inputs import read_inputs
@@ -89,6 +90,18 @@ def _identity(spec: ScoreJobSpec, sha: str) -> dict:
     return {**record, "weights": sha, "chunk_rows": spec.execution.chunk_rows}
 
 
+def _export(spark: SparkSession, csv: bool, run: Run) -> None:
+    """Copy a finished run to its ``s3://`` target (Spark cannot write there itself)."""
+    for name in ("scores", "patches"):
+        if run.storage.exists(run.path(name)):
+            export_dataset(spark, run.path(name), join(run.published, name))
+    if csv:
+        export_dataset(spark, run.path("scores"), join(run.published, "scores_csv"), "csv")
+    S3Storage().write_text(
+        join(run.published, "summary.json"), run.storage.read_text(run.path("summary.json")) or ""
+    )
+
+
 def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> RunSummary:
     """Score, write and publish; returns the summary (also written as summary.json)."""
     started_at, started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), time.perf_counter()
@@ -101,20 +114,7 @@ def run_score_job(spark: SparkSession, spec: ScoreJobSpec) -> RunSummary:
     with_patches = spec.patches or spec.tile_rows is not None
     options = replace(spec.scoring, batch=replace(spec.scoring.batch, with_patches=with_patches))
     key = fingerprint(_identity(spec, model.sha256))
-
-    def export(run: Run) -> None:
-        for name in ("scores", "patches"):
-            if run.storage.exists(run.path(name)):
-                export_dataset(spark, run.path(name), join(run.published, name))
-        if spec.csv:
-            export_dataset(spark, run.path("scores"), join(run.published, "scores_csv"), "csv")
-        from ..runs.storage import S3Storage
-
-        S3Storage().write_text(
-            join(run.published, "summary.json"),
-            run.storage.read_text(run.path("summary.json")) or "",
-        )
-
+    export = partial(_export, spark, spec.csv)
     with (
         arrow_batches(spark, ex.arrow_batch_rows),
         publish(

@@ -108,6 +108,36 @@ class _Progress:
     resumed_from: str | None = None
 
 
+def _start(
+    model: DeepIQA,
+    config: FitConfig,
+    device: torch.device,
+    run_dir: Path,
+    resume: bool,
+    log: Callable[[str], None],
+    rank: int,
+    world: int,
+) -> tuple[torch.optim.Optimizer, dict, _Progress]:
+    """The model on its device, the optimiser, the run's identity and where it stands (fresh,
+    or restored with ``resume``); rank 0 rewrites the metrics log to the epochs done so far."""
+    model.to(device).train()
+    if config.initial_bias is not None:
+        with torch.no_grad():  # start at the mean label, not ~0, so early steps learn ranking
+            model.quality_output.bias.fill_(config.initial_bias)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    identity = config.identity(world)
+    progress = _Progress()
+    if resume:
+        progress = _resume(run_dir, model, optimiser, identity, progress)
+        if rank == 0 and progress.next_epoch > 1:
+            where = f"epoch {progress.next_epoch} of {config.epochs}"
+            log(f"resuming from {progress.resumed_from}: {where}")
+    if rank == 0:  # the log holds exactly the epochs the (resumed) run has done
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / METRICS_LOG).write_text("".join(json.dumps(h) + "\n" for h in progress.history))
+    return optimiser, identity, progress
+
+
 def fit(
     model: DeepIQA,
     source: BatchSource,
@@ -127,21 +157,7 @@ def fit(
     ``_Progress`` after it, and ``_resume`` restores all three (refusing another protocol).
     """
     rank, world = _world()
-    model.to(device).train()
-    if config.initial_bias is not None:
-        with torch.no_grad():  # start at the mean label, not ~0, so early steps learn ranking
-            model.quality_output.bias.fill_(config.initial_bias)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    identity = config.identity(world)
-    progress = _Progress()
-    if resume:
-        progress = _resume(run_dir, model, optimiser, identity, progress)
-        if rank == 0 and progress.next_epoch > 1:
-            where = f"epoch {progress.next_epoch} of {config.epochs}"
-            log(f"resuming from {progress.resumed_from}: {where}")
-    if rank == 0:  # the log holds exactly the epochs the (resumed) run has done
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / METRICS_LOG).write_text("".join(json.dumps(h) + "\n" for h in progress.history))
+    optimiser, identity, progress = _start(model, config, device, run_dir, resume, log, rank, world)
     net = _distributed(model, device, world)
     started = time.perf_counter()
     deadline = None if config.max_seconds is None else started + config.max_seconds

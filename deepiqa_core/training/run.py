@@ -88,11 +88,9 @@ def evaluate_folder(
     return evaluate_predictions(frame, model_direction=direction)
 
 
-def train_worker(job: TrainJob) -> dict:
-    """Train (or resume), then on rank 0 save the best model and evaluate the held-out splits.
-
-    Returns the run's summary on every rank (TorchDistributor hands back one rank's value).
-    """
+def _join_the_group(job: TrainJob) -> tuple[int, int, torch.device]:
+    """(world size, this process's rank, its device): the process group joined when there are
+    several (TorchDistributor's environment), torch's threads and the GPU set."""
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -104,6 +102,17 @@ def train_worker(job: TrainJob) -> dict:
     device = resolve_device("cuda" if job.use_gpu else "cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    return world, rank, device
+
+
+def train_worker(job: TrainJob) -> dict:
+    """Train (or resume), then on rank 0 save the best model and evaluate the held-out splits.
+
+    Returns the run's summary on every rank (TorchDistributor hands back one rank's value).
+    """
+    import torch.distributed as dist
+
+    world, rank, device = _join_the_group(job)
     data, run_dir = Path(job.data_dir), Path(job.run_dir)
     variant = get_variant(job.variant)
     direction = job.meta.get("score_direction", "higher_better")

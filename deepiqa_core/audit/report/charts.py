@@ -98,6 +98,25 @@ def _legend(x: int, y: int, items: Sequence[tuple[str, str, str]]) -> str:
     return f'<g class="legend">{"".join(out)}</g>'
 
 
+def _score_axis(plot: _Plot, edges: list[float]) -> str:
+    """The histogram's x axis: every k-th bin edge labelled, so at most ~11 labels."""
+    lo, hi = edges[0], edges[-1]
+    parts = [f'<line class="axis" x1="{plot.x0}" y1="{plot.y0}" x2="{plot.x1}" y2="{plot.y0}"/>']
+    step = max(1, math.ceil(len(edges) / 11))
+    label = _edge_format(edges[step] - edges[0] if len(edges) > step else hi - lo)
+    for value in edges[::step]:
+        x = plot.sx(value, lo, hi)
+        parts.append(
+            f'<line class="axis" x1="{x:.1f}" y1="{plot.y0}" x2="{x:.1f}" y2="{plot.y0 + 4}"/>'
+            f'<text x="{x:.1f}" y="{plot.y0 + 17}" text-anchor="middle">{_e(label(value))}</text>'
+        )
+    parts.append(
+        f'<text class="label" x="{(plot.x0 + plot.x1) / 2}" y="{plot.height - 6}" '
+        f'text-anchor="middle">score</text>'
+    )
+    return "".join(parts)
+
+
 def _histogram_svg(hist: Mapping, threshold: float | None, run_empty: bool) -> str:
     """Library counts as bars, this run's counts as a step line, on one axis: both are counts
     of images, and a second axis made a run of 5 images look as big as the library."""
@@ -136,22 +155,7 @@ def _histogram_svg(hist: Mapping, threshold: float | None, run_empty: bool) -> s
             f'<polyline class="line-run" points="{coords}" fill="none" stroke="{_RUN}" '
             f'stroke-width="2.5"><title>this run</title></polyline>'
         )
-    # x axis: every k-th edge labelled so at most ~11 labels
-    parts.append(
-        f'<line class="axis" x1="{plot.x0}" y1="{plot.y0}" x2="{plot.x1}" y2="{plot.y0}"/>'
-    )
-    step = max(1, math.ceil(len(edges_f) / 11))
-    label = _edge_format(edges_f[step] - edges_f[0] if len(edges_f) > step else hi - lo)
-    for value in edges_f[::step]:
-        x = plot.sx(value, lo, hi)
-        parts.append(
-            f'<line class="axis" x1="{x:.1f}" y1="{plot.y0}" x2="{x:.1f}" y2="{plot.y0 + 4}"/>'
-            f'<text x="{x:.1f}" y="{plot.y0 + 17}" text-anchor="middle">{_e(label(value))}</text>'
-        )
-    parts.append(
-        f'<text class="label" x="{(plot.x0 + plot.x1) / 2}" y="{plot.height - 6}" '
-        f'text-anchor="middle">score</text>'
-    )
+    parts.append(_score_axis(plot, edges_f))
     legend = [(_LIB, "library", "box")]
     if show_run:
         legend.append((_RUN, "this run", "line"))
@@ -221,12 +225,13 @@ def _trend_svgs(trend: Sequence[Mapping], threshold: float | None) -> str:
     labels = [stamp[:10] for stamp in stamps]
     if len(set(labels)) < len(labels):  # several runs a day: month, day and time
         labels = [stamp[5:16].replace("T", " ") for stamp in stamps]
+    return _trend_scores_svg(trend, labels, threshold) + _trend_health_svg(trend, labels, threshold)
+
+
+def _trend_scores_svg(trend: Sequence[Mapping], labels: list[str], threshold: float | None) -> str:
+    """Median and p10 per run on the score scale, with the threshold."""
     medians = [_num(t.get("median")) for t in trend]
     p10s = [_num(t.get("p10")) for t in trend]
-    shares = [_num(t.get("share_below")) for t in trend]
-    failed = [_num(t.get("failed")) for t in trend]
-    n = len(trend)
-
     plot = _Plot(_CHART_WIDTH, 230, 64, 64, 34, 30)
     known = [v for v in medians + p10s if v is not None]
     if threshold is not None:
@@ -244,12 +249,18 @@ def _trend_svgs(trend: Sequence[Mapping], threshold: float | None) -> str:
     parts.append(_series(plot, medians, y[0], y[-1], _LIB, "median"))
     parts.append(_series(plot, p10s, y[0], y[-1], _P10, "p10"))
     parts.append(_legend(plot.x0, 18, legend))
-    scores = (
+    return (
         f'<svg id="trend-scores" role="img" viewBox="0 0 {plot.width} {plot.height}" '
         f'width="{plot.width}" height="{plot.height}" aria-label="median and p10 per run">'
         f"{''.join(parts)}</svg>"
     )
 
+
+def _trend_health_svg(trend: Sequence[Mapping], labels: list[str], threshold: float | None) -> str:
+    """The share below the threshold (left axis, %) and failed images per run (bars, right)."""
+    shares = [_num(t.get("share_below")) for t in trend]
+    failed = [_num(t.get("failed")) for t in trend]
+    n = len(trend)
     plot = _Plot(_CHART_WIDTH, 200, 64, 64, 34, 30)
     pct = [None if v is None else 100 * v for v in shares]
     y_share = _axis(0, max([v for v in pct if v is not None], default=0) or 1)
@@ -272,9 +283,8 @@ def _trend_svgs(trend: Sequence[Mapping], threshold: float | None) -> str:
     parts.append(_series(plot, pct, y_share[0], y_share[-1], _SHARE, "% below threshold"))
     share_label = "% below threshold" if threshold is not None else "% below threshold (none set)"
     parts.append(_legend(plot.x0, 18, [(_SHARE, share_label, "line"), (_ERR, "failed", "box")]))
-    health = (
+    return (
         f'<svg id="trend-health" role="img" viewBox="0 0 {plot.width} {plot.height}" '
         f'width="{plot.width}" height="{plot.height}" aria-label="share below threshold and '
         f'failures per run">{"".join(parts)}</svg>'
     )
-    return scores + health

@@ -236,22 +236,40 @@ def _gallery(
     )
 
 
+# What changed: each list's title and columns (header, the row's field), in the tables' order.
+_CHANGE_LISTS = {
+    "changed": (
+        "changed (worst drop first)",
+        [("before", "before"), ("after", "score"), ("drop", "drop")],
+    ),
+    "new": ("new", [("score", "score"), ("error", "error_code")]),
+    "removed": ("removed", [("last score", "score")]),
+    "newly_failing": ("newly failing", [("before", "before"), ("error", "error_code")]),
+    "recovered": ("recovered", [("error before", "before_error"), ("score", "score")]),
+}
+_CHANGE_CARDS = ("new", "changed", "removed", "newly_failing", "recovered")
+_SCORE_FIELDS = {"before", "score", "drop"}
+
+
 def _changes_section(s: Mapping, extras: Mapping) -> str:
     """What changed since the previous run: counts, the top changed (before -> after, worst
     drop first) and lowest new images with thumbnails, then every list as a table."""
     changes = _dict(s.get("changes"))
     if not changes:
         return ""
-    names = {
-        "new": "new",
-        "changed": "changed (worst drop first)",
-        "removed": "removed",
-        "newly_failing": "newly failing",
-        "recovered": "recovered",
-    }
     counts = "".join(
-        _card(label, _count(_dict(changes.get(k)).get("count"))) for k, label in names.items()
+        _card(_CHANGE_LISTS[k][0], _count(_dict(changes.get(k)).get("count")))
+        for k in _CHANGE_CARDS
     )
+    tables = [_change_table(key, _dict(changes.get(key))) for key in _CHANGE_LISTS]
+    return (
+        '<section><h2>What changed since the previous run</h2><div class="cards">'
+        f"{counts}</div>{_changed_tiles(extras)}{''.join(tables)}</section>"
+    )
+
+
+def _changed_tiles(extras: Mapping) -> str:
+    """Thumbnails of the worst drops, each with its before -> after."""
     tiles = []
     for item in _list(extras.get("changed")):
         src = _data_uri(item.get("thumbnail"))
@@ -265,58 +283,36 @@ def _changes_section(s: Mapping, extras: Mapping) -> str:
             f'<figure class="tile">{picture}<figcaption><b class="score">{move}</b>'
             f'<span class="uri">{_e(item.get("uri"))}</span></figcaption></figure>'
         )
-    gallery = (
+    if not tiles:
+        return ""
+    return (
         f'<div class="gallery" id="changed-gallery" style="--thumb:{THUMBNAIL_SIZE}px">'
         f"{''.join(tiles)}</div>"
-        if tiles
+    )
+
+
+def _change_table(key: str, block: Mapping) -> str:
+    """One list of what changed (its first rows; the count says how many more there are)."""
+    rows = [r for r in _list(block.get("rows")) if isinstance(r, Mapping)]
+    if not rows:
+        return ""
+    title, columns = _CHANGE_LISTS[key]
+    body = []
+    for r in rows:
+        cells = [f"<code>{_e(r.get('uri'))}</code>"]
+        for _, field in columns:
+            value = r.get(field)
+            cells.append(_score(value) if field in _SCORE_FIELDS else _e(value or _DASH))
+        body.append(cells)
+    more = int(_num(block.get("count")) or 0) - len(rows)
+    note = (
+        f'<p class="note">and {more:,} more (summary.json lists the first {len(rows)})</p>'
+        if more > 0
         else ""
     )
-    tables = []
-    columns = {
-        "changed": (["image", "before", "after", "drop"], ["before", "score", "drop"]),
-        "new": (["image", "score", "error"], ["score"]),
-        "removed": (["image", "last score"], ["score"]),
-        "newly_failing": (["image", "before", "error"], ["before"]),
-        "recovered": (["image", "error before", "score"], ["score"]),
-    }
-    for key, (headers, scores) in columns.items():
-        block = _dict(changes.get(key))
-        rows = [r for r in _list(block.get("rows")) if isinstance(r, Mapping)]
-        if not rows:
-            continue
-        body = []
-        for r in rows:
-            cells = [f"<code>{_e(r.get('uri'))}</code>"]
-            for h in headers[1:]:
-                field = {
-                    "before": "before",
-                    "after": "score",
-                    "drop": "drop",
-                    "score": "score",
-                    "last score": "score",
-                    "error": "error_code",
-                    "error before": "before_error",
-                }[h]
-                value = r.get(field)
-                cells.append(
-                    _score(value) if field in scores or field == "score" else _e(value or _DASH)
-                )
-            body.append(cells)
-        more = int(_num(block.get("count")) or 0) - len(rows)
-        note = (
-            f'<p class="note">and {more:,} more (summary.json lists the first {len(rows)})</p>'
-            if more > 0
-            else ""
-        )
-        tables.append(
-            f"<h3>{_e(names[key])}</h3>"
-            + _table(headers, body, f' id="changes-{key}"', set(range(1, len(headers))))
-            + note
-        )
-    return (
-        '<section><h2>What changed since the previous run</h2><div class="cards">'
-        f"{counts}</div>{gallery}{''.join(tables)}</section>"
-    )
+    headers = ["image", *(h for h, _ in columns)]
+    table = _table(headers, body, f' id="changes-{key}"', set(range(1, len(headers))))
+    return f"<h3>{_e(title)}</h3>{table}{note}"
 
 
 def _galleries(s: Mapping, extras: Mapping) -> str:
