@@ -36,11 +36,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_core import synthetic_jpeg  # noqa: E402
 
 from deepiqa_core.batch import BatchScorer  # noqa: E402
-from deepiqa_core.beam.pipeline import BeamExecution, ScoreBeamSpec, run_score_beam  # noqa: E402
+from deepiqa_core.beam.pipeline import run_score_beam  # noqa: E402
 from deepiqa_core.defaults import DEFAULT_WEIGHTS  # noqa: E402
 from deepiqa_core.inputs import image_rows  # noqa: E402
 from deepiqa_core.local_scorer import load_scorer  # noqa: E402
 from deepiqa_core.options import InputSpec, ScoringOptions  # noqa: E402
+from deepiqa_core.runs.beam_spec import BeamExecution, ScoreBeamSpec  # noqa: E402
 
 
 def make_images(root: Path, count: int, size: int) -> tuple[Path, Path, Path]:

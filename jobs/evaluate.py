@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from deepiqa_core.evaluation.spec import EvaluateSpec, add_evaluate_arguments
 from deepiqa_core.exits import EXIT_CODES_HELP
-from deepiqa_core.options import add_scoring_arguments, scoring_options
-from deepiqa_core.spark.evaluate_job import EvaluateSpec, run_evaluate_job
+from deepiqa_core.spark.evaluate_job import run_evaluate_job
 from deepiqa_core.spark.session import run_job
-from deepiqa_core.training.options import add_data_arguments, data_source
 
 EPILOG = f"""\
 {EXIT_CODES_HELP}
@@ -34,33 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_data_arguments(p)
-    p.add_argument("--weights", type=Path, required=True, help="a deepiqa .safetensors file")
-    p.add_argument("--output", type=Path, required=True, help="folder for scores/ and report")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument(
-        "--logistic-params", type=int, choices=[4, 5], default=EvaluateSpec.logistic_params
-    )
-    add_scoring_arguments(p)
+    add_evaluate_arguments(p)
     return p
-
-
-def spec(args: argparse.Namespace) -> EvaluateSpec:
-    return EvaluateSpec(
-        data=data_source(args),
-        weights=args.weights,
-        output=args.output,
-        overwrite=args.overwrite,
-        logistic_params=args.logistic_params,
-        scoring=scoring_options(args),
-    )
 
 
 def main(argv: list[str] | None = None, spark=None) -> int:
     return run_job(
         "spark-submit jobs/evaluate.py",
         build_parser(),
-        lambda session, args: run_evaluate_job(session, spec(args)),
+        lambda session, args: run_evaluate_job(session, EvaluateSpec.from_args(args)),
         argv,
         spark=spark,
     )

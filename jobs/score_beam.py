@@ -1,6 +1,7 @@
 """python jobs/score_beam.py: the Spark scoring job's inputs, rules and outputs on Apache Beam.
 
-Arguments only: the job is ``deepiqa_core.beam.pipeline`` (its docstring tells the data flow).
+Arguments only: the flags and the spec are ``deepiqa_core.runs.beam_spec``'s, the job is
+``deepiqa_core.beam.pipeline`` (its docstring tells the data flow).
 Arguments this job does not take are Beam's pipeline options (``--runner``, ``--project`` …).
 """
 
@@ -8,20 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from deepiqa_core.beam.pipeline import BeamExecution, ScoreBeamSpec, run_score_beam_job
-from deepiqa_core.defaults import WEIGHTS_HELP, default_weights
-from deepiqa_core.errors import UsageError
+from deepiqa_core.beam.pipeline import run_score_beam_job
 from deepiqa_core.exits import ERROR_CODES_HELP, EXIT_CODES_HELP, run_entry
-from deepiqa_core.options import (
-    INPUTS_HELP,
-    add_input_arguments,
-    add_scoring_arguments,
-    input_spec,
-    positive,
-    scoring_options,
-)
+from deepiqa_core.options import INPUTS_HELP
+from deepiqa_core.runs.beam_spec import ScoreBeamSpec, add_score_beam_arguments
 
 PROG = "python jobs/score_beam.py"
 EPILOG = f"""\
@@ -64,61 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,  # a prefix of ours must never swallow one of Beam's options
     )
-    add_input_arguments(p, input_help="folder, glob, file, s3:// prefix or manifest (see below)")
-    p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
-    p.add_argument("--output", help="folder or URI to publish to (required)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier deepiqa output")
-    p.add_argument(
-        "--pass-columns",
-        nargs="*",
-        metavar="COLUMN",
-        help="manifest columns copied to the score rows (default: all; none: no columns)",
-    )
-    add_scoring_arguments(p)
-    defaults = BeamExecution
-    g = p.add_argument_group("execution")
-    g.add_argument(
-        "--min-batch-rows",
-        type=positive,
-        default=defaults.min_batch_rows,
-        help="fewest rows BatchElements puts in one RunInference batch",
-    )
-    g.add_argument(
-        "--max-batch-rows",
-        type=positive,
-        default=defaults.max_batch_rows,
-        help="most rows in one batch (their patches go through the network together)",
-    )
-    g.add_argument("--torch-threads", type=positive, help="per worker process (default: torch's)")
-    g.add_argument("--rows-per-file", type=positive, default=defaults.rows_per_file)
+    add_score_beam_arguments(p)
     return p
-
-
-def spec(args: argparse.Namespace, beam_args: list[str]) -> ScoreBeamSpec:
-    if args.input is None or args.output is None:
-        raise UsageError("INPUT and --output are required")
-    if args.min_batch_rows > args.max_batch_rows:
-        raise UsageError("--min-batch-rows is more than --max-batch-rows")
-    return ScoreBeamSpec(
-        inputs=input_spec(args),
-        weights=args.weights or default_weights(args.ref is not None),
-        output=args.output,
-        overwrite=args.overwrite,
-        pass_columns=None if args.pass_columns is None else tuple(args.pass_columns),
-        scoring=scoring_options(args),
-        execution=BeamExecution(
-            min_batch_rows=args.min_batch_rows,
-            max_batch_rows=args.max_batch_rows,
-            torch_threads=args.torch_threads,
-            rows_per_file=args.rows_per_file,
-        ),
-        pipeline_args=tuple(beam_args),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args, beam_args = build_parser().parse_known_args(argv)
-    return run_entry(PROG.split()[-1], lambda: run_score_beam_job(spec(args, beam_args)))
+    return run_entry(
+        PROG.split()[-1], lambda: run_score_beam_job(ScoreBeamSpec.from_args(args, beam_args))
+    )
 
 
 if __name__ == "__main__":

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from deepiqa_core.defaults import SAMPLES
 from deepiqa_core.exits import EXIT_CODES_HELP
 from deepiqa_core.spark.session import run_job
-from deepiqa_core.spark.synthesize_job import SynthesisSpec, run_synthesis_job
-from deepiqa_core.training.options import add_synthesis_arguments
-
-DEFAULT_OUTPUT = Path("output/synthetic-default")
+from deepiqa_core.spark.synthesize_job import run_synthesis_job
+from deepiqa_core.training.options import SynthesisSpec, add_synthesis_job_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,31 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("photos", nargs="?", default=str(SAMPLES / "nr"), help="folder, glob, s3://")
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    p.add_argument("--overwrite", action="store_true")
-    add_synthesis_arguments(p)
-    p.add_argument("--partitions", type=int, help="default: one task per (photo, type) group")
+    add_synthesis_job_arguments(p)
     return p
-
-
-def spec(args: argparse.Namespace) -> SynthesisSpec:
-    return SynthesisSpec(
-        photos=args.photos,
-        output=args.output,
-        distortions=tuple(args.distortions),
-        levels=tuple(args.levels),
-        seed=args.seed,
-        long_side=args.long_side,
-        label=args.label,
-        overwrite=args.overwrite,
-        partitions=args.partitions,
-    )
 
 
 def main(argv: list[str] | None = None, spark=None) -> int:
     def body(session, args) -> int:
-        run_synthesis_job(session, spec(args))
+        run_synthesis_job(session, SynthesisSpec.from_args(args))
         return 0
 
     return run_job("spark-submit jobs/synthesize.py", build_parser(), body, argv, spark=spark)

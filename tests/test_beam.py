@@ -428,13 +428,14 @@ def recipe(name: str, *args: str, env: dict[str, str] | None = None, print_args:
 )
 def test_runner_recipes_pass_arguments_the_job_and_beam_accept(name, mode, env):
     from deepiqa_core.beam.pipeline import pipeline_options
+    from deepiqa_core.runs.beam_spec import ScoreBeamSpec
 
     output = [] if name == "dataflow.sh" else ["s3://media/beam/out"]
     done = recipe(name, mode, "manifest.parquet", *output, env=env, print_args=True)
     assert done.returncode == 0, done.stderr
     job = load_job("score_beam")
     args, beam_args = job.build_parser().parse_known_args(done.stdout.splitlines())
-    spec = job.spec(args, beam_args)
+    spec = ScoreBeamSpec.from_args(args, beam_args)
     options = pipeline_options(spec.pipeline_args).get_all_options()
     assert spec.inputs.source == "manifest.parquet" and options["runner"]
     if name == "dataflow.sh":

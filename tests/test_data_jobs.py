@@ -10,7 +10,8 @@ import pytest
 
 from deepiqa_core.cli import main as cli_main
 from deepiqa_core.datasets import read_manifest
-from deepiqa_core.spark.evaluate_job import EvaluateSpec, run_evaluate_job
+from deepiqa_core.evaluation.spec import EvaluateSpec
+from deepiqa_core.spark.evaluate_job import run_evaluate_job
 from deepiqa_core.training.options import DataSource
 
 from .conftest import encode, load_job, make_image

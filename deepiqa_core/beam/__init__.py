@@ -16,8 +16,9 @@ For your own pipelines::
     scored = keyed_rows | RunInference(KeyedModelHandler(handler))  # (key, result dict)
 """
 
+from ..runs.beam_spec import BeamExecution, ScoreBeamSpec
 from .handler import ScoreModelHandler, score_batch
-from .pipeline import BeamExecution, ScoreBeamSpec, run_score_beam, run_score_beam_job
+from .pipeline import run_score_beam, run_score_beam_job
 
 __all__ = [
     "BeamExecution",

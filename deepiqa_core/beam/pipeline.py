@@ -32,8 +32,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, replace
 from typing import Any
 
 import apache_beam as beam
@@ -50,15 +49,17 @@ from ..batch import OUTPUT_COLUMNS, ImageRow
 from ..errors import DeepIQAError, UsageError
 from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
 from ..local_scorer import read_weights
-from ..options import InputSpec, ScoringOptions, is_manifest
+from ..options import InputSpec, is_manifest
 from ..outputs import check_separate
+from ..runs.beam_spec import ScoreBeamSpec
 from ..runs.publish import Run
+from ..runs.storage import join
 from ..runs.summary import PERCENTILES, RunSummary, ScoreStats, loads_by_compute, versions
 from ..sources import local_path
 from ..weights import load_weights, weights_sha256
 from .handler import NAMESPACE, ScoreModelHandler, read_uri
 from .publish import is_local, publish
-from .storage import files_under, join
+from .storage import files_under
 
 SCORE_NAMES = [name for name, _ in OUTPUT_COLUMNS]
 ARROW_TYPES = {
@@ -73,30 +74,6 @@ ITEMS = "_items"
 SCORES = "scores"
 REMOTE_ONLY_RUNNERS = ("dataflow",)  # workers that cannot see the launcher's disk
 SECRET_WORDS = ("secret", "token", "password", "credential", "access_key")
-
-
-@dataclass(frozen=True)
-class BeamExecution:
-    """How the work is spread over the runner's workers."""
-
-    min_batch_rows: int = 8  # BatchElements' bounds: rows per RunInference batch
-    max_batch_rows: int = 64  # image bytes are large: like the Spark job's Arrow batches
-    torch_threads: int | None = None  # per worker process; default: torch's (all cores)
-    rows_per_file: int = 500_000  # rows per output Parquet file (~100 MB)
-
-
-@dataclass(frozen=True)
-class ScoreBeamSpec:
-    """One Beam scoring run: what, with which weights, how, where, and Beam's own options."""
-
-    inputs: InputSpec
-    weights: Path
-    output: str
-    overwrite: bool = False
-    pass_columns: tuple[str, ...] | None = None  # manifest columns kept; None: all
-    scoring: ScoringOptions = field(default_factory=ScoringOptions)
-    execution: BeamExecution = field(default_factory=BeamExecution)
-    pipeline_args: tuple[str, ...] = ()
 
 
 # --- 1. checks and rows (launcher) ---------------------------------------------------------

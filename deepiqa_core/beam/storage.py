@@ -7,10 +7,7 @@ from __future__ import annotations
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-
-def join(base: str, *parts: str) -> str:
-    """A child path or URI (FileSystems.join keeps a URI's ``//``)."""
-    return FileSystems.join(base.rstrip("/"), *parts) if parts else base
+from ..runs.storage import join
 
 
 def files_under(uri: str) -> list[str]:

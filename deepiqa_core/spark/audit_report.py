@@ -45,7 +45,7 @@ def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
     return out
 
 
-def _gallery(rows: list[dict]) -> list[dict]:
+def _gallery_items(rows: list[dict]) -> list[dict]:
     """Rows read by ``_with_bytes`` as gallery items: their fields (``uri`` falls back to the
     id), a thumbnail, or a note why there is none."""
     items = []
@@ -77,8 +77,8 @@ def write_run_report(
     summary.report = state.path(RUNS, summary.run_id, "report.html")
     record = summary.to_json()
     extras = {
-        "worst": _gallery(worst),
-        "best": _gallery(best),
+        "worst": _gallery_items(worst),
+        "best": _gallery_items(best),
         "maps": quality_maps(
             spec.weights,
             [r for r in worst[: spec.maps] if r["data"]],
@@ -87,7 +87,7 @@ def write_run_report(
         ),
         "error_rows": error_rows,
         "trend": [_trend_point(s) for s in [*earlier, record]],
-        "changed": _gallery(
+        "changed": _gallery_items(
             _with_bytes(summary.changes["changed"]["rows"][:CHANGED_SHOWN], library)
         ),
     }

@@ -4,7 +4,6 @@ scoring job, then compared with the manifest's subjective scores on the driver."
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -12,24 +11,14 @@ from pyspark.sql import SparkSession
 from ..datasets import write_manifest
 from ..errors import OutputExistsError
 from ..evaluation import evaluate_predictions, format_report
+from ..evaluation.spec import EvaluateSpec
 from ..exits import threshold_code
-from ..options import InputSpec, ScoringOptions
+from ..options import InputSpec
 from ..outputs import check_replaceable, check_separate, write_marker
 from ..runs.score_spec import ScoreJobSpec
 from ..runs.storage import join
-from ..training.options import DataSource
 from .score_job import run_score_job
 from .summary import format_summary
-
-
-@dataclass(frozen=True)
-class EvaluateSpec:
-    data: DataSource
-    weights: Path
-    output: Path
-    overwrite: bool = False
-    logistic_params: int = 5
-    scoring: ScoringOptions = field(default_factory=ScoringOptions)
 
 
 def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:

@@ -17,8 +17,8 @@ from ..errors import UsageError
 from ..listing import list_images
 from ..outputs import check_separate
 from ..runs.publish import fingerprint
+from ..training.options import SynthesisSpec
 from ..training.synthetic import Group, photo_ids, plan_groups, render_group
-from ..training.weak_labels import WEAK_LABEL_VERSION
 from .publish import publish
 
 ROW_SCHEMA = (
@@ -26,19 +26,6 @@ ROW_SCHEMA = (
     "score_direction string, score_min double, score_max double, dataset string, "
     "distortion string, level int"
 )
-
-
-@dataclass(frozen=True)
-class SynthesisSpec:
-    photos: str
-    output: Path
-    distortions: tuple[str, ...]
-    levels: tuple[int, ...]
-    seed: int
-    long_side: int
-    label: str = WEAK_LABEL_VERSION
-    overwrite: bool = False
-    partitions: int | None = None  # default: one task per (photo, type) group
 
 
 @dataclass(frozen=True)

@@ -346,3 +346,46 @@ def held_out_verdict(summary: dict, spec: TrainSpec, log=print) -> ExitCode:
     if value < 0:
         log(f"WARNING: {name} is {value:.4f}: the model ranks held-out images the wrong way round")
     return ExitCode.OK
+
+
+DEFAULT_SYNTHETIC_OUTPUT = Path("output/synthetic-default")
+
+
+@dataclass(frozen=True)
+class SynthesisSpec:
+    """A synthetic training set made on Spark (``spark.synthesize_job``)."""
+
+    photos: str
+    output: Path
+    distortions: tuple[str, ...]
+    levels: tuple[int, ...]
+    seed: int
+    long_side: int
+    label: str
+    overwrite: bool = False
+    partitions: int | None = None  # default: one task per (photo, type) group
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SynthesisSpec:
+        return cls(
+            photos=args.photos,
+            output=args.output,
+            distortions=tuple(args.distortions),
+            levels=tuple(args.levels),
+            seed=args.seed,
+            long_side=args.long_side,
+            label=args.label,
+            overwrite=args.overwrite,
+            partitions=args.partitions,
+        )
+
+
+def add_synthesis_job_arguments(p: argparse.ArgumentParser) -> None:
+    """jobs/synthesize.py's flags (``SynthesisSpec.from_args`` reads them)."""
+    from ..defaults import SAMPLES
+
+    p.add_argument("photos", nargs="?", default=str(SAMPLES / "nr"), help="folder, glob, s3://")
+    p.add_argument("--output", type=Path, default=DEFAULT_SYNTHETIC_OUTPUT)
+    p.add_argument("--overwrite", action="store_true")
+    add_synthesis_arguments(p)
+    p.add_argument("--partitions", type=int, help="default: one task per (photo, type) group")
