@@ -96,3 +96,14 @@ def test_every_job_help_teaches_its_options_codes_and_examples():
         assert all(word in texts[name] for word in [*words, "exit codes:"]), name
     assert all(code in texts["score.py"] for code in ROW_ERROR_CODES)
     assert "examples" in texts["score.py"] and "error codes" in texts["score.py"]
+
+
+def test_the_jobs_session_defaults_yield_to_spark_submit_conf(tmp_path):
+    """The driver's retention settings are tunable: once the job's own values overrode a
+    user's --conf (the builder's settings win over spark-submit's)."""
+    probe = str(Path(__file__).with_name("session_probe.py"))
+    given = ["--conf", "spark.sql.ui.retainedExecutions=7", probe]
+    done = spark_submit("local[1]", *given, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    settings = dict(ln.split()[1:] for ln in done.stdout.splitlines() if ln.startswith("SETTING"))
+    assert settings == {"spark.sql.ui.retainedExecutions": "7", "spark.ui.retainedTasks": "10000"}

@@ -12,6 +12,8 @@ from pyspark.sql import SparkSession
 
 from ..exits import run_entry
 
+# Defaults for every job's session; a setting given to spark-submit (--conf) or in
+# spark-defaults.conf is kept (``spark_session``), so the driver's memory can be tuned.
 QUIET = {
     "spark.log.level": "WARN",
     # the driver keeps UI records of every task; a 10M-row run has tens of thousands
@@ -35,9 +37,21 @@ def spark_session(app_name: str, conf: dict[str, str]) -> SparkSession:
         builder = builder.config("spark.pyspark.python", sys.executable)
         if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the JVM
             os.environ["PYSPARK_PYTHON"] = sys.executable
+    given = _given_settings()
     for key, value in conf.items():
-        builder = builder.config(key, value)
+        if key not in given:  # the job's defaults; the user's --conf and spark-defaults win
+            builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _given_settings() -> set[str]:
+    """The settings spark-submit already holds (``--conf``, ``spark-defaults.conf``): they live
+    in the JVM that started this driver, so the gateway is joined first (or started, for a
+    driver run by plain ``python``, as ``getOrCreate`` would)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return {key for key, _ in SparkConf().getAll()}
 
 
 def driver_file(path: Path) -> Path:
