@@ -359,7 +359,9 @@ def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
         if items.num_rows == 0:
             raise DeepIQAError(f"no images found in {spec.inputs.source}")
         _stage(run, weights, items)
-        stats, metrics, shards = _score(spec, pipeline, run, weights_sha256(weights), meta, items)
+        stats, metrics, shards = _run_pipeline(
+            spec, pipeline, run, weights_sha256(weights), meta, items
+        )
         _drop_scratch(run)
         arguments = asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args))))
         summary = RunSummary(
@@ -389,7 +391,7 @@ def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
     return summary
 
 
-def _score(
+def _run_pipeline(
     spec: ScoreBeamSpec, pipeline: Any, run: Run, sha: str, meta: Any, items: pa.Table
 ) -> tuple[ScoreStats, dict[str, int], int]:
     """Build and run the pipeline over the staged rows; its stats, counters and shard count."""

@@ -25,7 +25,7 @@ def _share(condition, threshold: float | None):
     return F.avg(F.when(F.col("score").isNotNull(), condition.cast("double")))
 
 
-def score_stats(rows: DataFrame, threshold: float | None) -> Distribution:
+def distribution(rows: DataFrame, threshold: float | None) -> Distribution:
     """Images, scored, failed, p10/median/p90/mean, share below ``threshold``, error rate."""
     q = F.percentile_approx("score", [0.1, 0.5, 0.9], ACCURACY)
     row = rows.agg(

@@ -108,7 +108,7 @@ class _Progress:
     resumed_from: str | None = None
 
 
-def _start(
+def _prepare_run(
     model: DeepIQA,
     config: FitConfig,
     device: torch.device,
@@ -157,7 +157,9 @@ def fit(
     ``_Progress`` after it, and ``_resume`` restores all three (refusing another protocol).
     """
     rank, world = _world()
-    optimiser, identity, progress = _start(model, config, device, run_dir, resume, log, rank, world)
+    optimiser, identity, progress = _prepare_run(
+        model, config, device, run_dir, resume, log, rank, world
+    )
     net = _distributed(model, device, world)
     started = time.perf_counter()
     deadline = None if config.max_seconds is None else started + config.max_seconds
