@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .batch import BatchConfig
+from .defaults import WEIGHTS_HELP
 from .devices import DEVICE_CHOICES_HELP, PRECISION_HELP, PRECISIONS
 from .pairing import DEFAULT_PAIR_REGEX, check_pair_regex
 
@@ -104,6 +106,25 @@ full reference:
   key that --pair-regex takes from the image's stem (default: the part before '__', so
   'cat__jpeg_q10.jpg' pairs with 'cat.png'); of references sharing a stem, the smallest path
   wins. A manifest may instead carry 'ref_uri'."""
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """What every scoring job (Spark, Beam) takes besides its own flags: INPUT and the input
+    flags, --weights, --output, --overwrite, --pass-columns."""
+    add_input_arguments(
+        parser, input_help="folder, glob, file, s3:// prefix or manifest (see below)"
+    )
+    parser.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
+    parser.add_argument("--output", help=output_help)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier deepiqa output"
+    )
+    parser.add_argument(
+        "--pass-columns",
+        nargs="*",
+        metavar="COLUMN",
+        help="manifest columns copied to the score rows (default: all; none: no columns)",
+    )
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, *, input_help: str) -> None:

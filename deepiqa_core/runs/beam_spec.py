@@ -8,12 +8,12 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..defaults import WEIGHTS_HELP, default_weights
+from ..defaults import default_weights
 from ..errors import UsageError
 from ..options import (
     InputSpec,
     ScoringOptions,
-    add_input_arguments,
+    add_output_arguments,
     add_scoring_arguments,
     input_spec,
     positive,
@@ -70,16 +70,7 @@ class ScoreBeamSpec:
 
 def add_score_beam_arguments(p: argparse.ArgumentParser) -> None:
     """The Beam job's own flags (everything else goes to Beam)."""
-    add_input_arguments(p, input_help="folder, glob, file, s3:// prefix or manifest (see below)")
-    p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
-    p.add_argument("--output", help="folder or URI to publish to (required)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier deepiqa output")
-    p.add_argument(
-        "--pass-columns",
-        nargs="*",
-        metavar="COLUMN",
-        help="manifest columns copied to the score rows (default: all; none: no columns)",
-    )
+    add_output_arguments(p, "folder or URI to publish to (required)")
     add_scoring_arguments(p)
     defaults = BeamExecution
     g = p.add_argument_group("execution")

@@ -10,12 +10,12 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..defaults import DEFAULT_WEIGHTS, SAMPLES, WEIGHTS_HELP, default_weights
+from ..defaults import DEFAULT_WEIGHTS, SAMPLES, default_weights
 from ..errors import UsageError
 from ..options import (
     InputSpec,
     ScoringOptions,
-    add_input_arguments,
+    add_output_arguments,
     add_scoring_arguments,
     input_spec,
     positive,
@@ -133,19 +133,10 @@ def default_specs(
 
 def add_score_job_arguments(p: argparse.ArgumentParser) -> None:
     """The score job's flags (``ScoreJobSpec.all_from_args`` reads them)."""
-    add_input_arguments(p, input_help="folder, glob, file, s3:// prefix or manifest (see below)")
-    p.add_argument("--weights", type=Path, help=WEIGHTS_HELP)
-    p.add_argument("--output", help=f"folder or URI to publish to (default {DEFAULT_OUTPUT}/...)")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier deepiqa output")
+    add_output_arguments(p, f"folder or URI to publish to (default {DEFAULT_OUTPUT}/...)")
     p.add_argument("--resume", action="store_true", help="continue this run after a crash")
     p.add_argument("--csv", action="store_true", help="also write the scores as CSV")
     p.add_argument("--patches", action="store_true", help="also write the per-patch table")
-    p.add_argument(
-        "--pass-columns",
-        nargs="*",
-        metavar="COLUMN",
-        help="manifest columns copied to the score rows (default: all; none: no columns)",
-    )
     p.add_argument(
         "--tile-rows",
         type=positive,
