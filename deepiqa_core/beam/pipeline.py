@@ -353,21 +353,20 @@ def run_score_beam(spec: ScoreBeamSpec) -> RunSummary:
             raise UsageError(str(exc)) from exc
         weights = read_weights(spec.weights)
         _, meta = load_weights(weights)  # a file that cannot be used fails here (exit 3)
+        sha = weights_sha256(weights)
         items = items_table(
             spec.inputs, meta.variant.endswith("-fr"), meta.variant, spec.pass_columns
         )
         if items.num_rows == 0:
             raise DeepIQAError(f"no images found in {spec.inputs.source}")
         _stage(run, weights, items)
-        stats, metrics, shards = _run_pipeline(
-            spec, pipeline, run, weights_sha256(weights), meta, items
-        )
+        stats, metrics, shards = _run_pipeline(spec, pipeline, run, sha, meta, items)
         _drop_scratch(run)
         arguments = asdict(replace(spec, pipeline_args=tuple(redacted(spec.pipeline_args))))
         summary = RunSummary(
             engine="beam",
             model=meta.variant,
-            model_sha256=weights_sha256(weights),
+            model_sha256=sha,
             run_id=run_name,
             started_at=started_at,
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -155,7 +155,7 @@ def _run(
     planned.drop(*bytes_cols).write.parquet(work("plan"))
     plan = spark.read.parquet(work("plan"))
     by_reason = {r["reason"]: int(r["count"]) for r in plan.groupBy("reason").count().collect()}
-    to_score = sum(n for reason, n in by_reason.items() if reason != "unchanged")
+    to_score = _to_score(by_reason)
     scored = None
     if to_score:
         scored = _score_delta(spark, spec, state, run_id, library, plan, bytes_cols, started_at)
@@ -172,6 +172,11 @@ def _run(
     mark_streaks(summary.alerts, earlier, run_id, started_at)
     write_run_report(spec, state, summary, snapshot, library, error_rows, earlier)
     return summary
+
+
+def _to_score(by_reason: dict[str, int]) -> int:
+    """How many of the plan's rows this run scores: every reason but ``unchanged``."""
+    return sum(n for reason, n in by_reason.items() if reason != "unchanged")
 
 
 def _score_delta(
@@ -232,7 +237,7 @@ def _history_and_snapshot(
     history = _union([f for f in (scored, gone) if f is not None])
     if history is None:
         history = spark.createDataFrame([], _empty_schema())
-    to_score = sum(n for reason, n in by_reason.items() if reason != "unchanged")
+    to_score = _to_score(by_reason)
     files = max(1, math.ceil(to_score / spec.execution.rows_per_file))
     history.repartition(files).write.parquet(work("history"))
     history = spark.read.parquet(work("history"))
