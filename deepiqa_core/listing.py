@@ -59,7 +59,7 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
     """``list_images`` as a stream, unsorted: memory does not grow with the number of images
     (the Spark jobs stage a listing in chunks)."""
     if is_s3(source):
-        return _list_s3(source, recursive)
+        return list_s3(source, recursive)
     scheme = urlparse(source).scheme
     if len(scheme) > 1 and scheme != "file":  # one letter: a Windows drive, not a scheme
         raise UsageError(
@@ -71,7 +71,7 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
         pattern = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
         return (byte_safe(str(p)) for p in anchor.glob(pattern) if is_image_name(p.name))
     if path.is_dir():
-        return _walk(path, recursive)
+        return walk_folder(path, recursive)
     if os.path.lexists(path):  # a file, or a broken link, FIFO ...: named, so listed
         return iter([byte_safe(str(path))])
     raise UsageError(f"{source} does not exist")
@@ -81,7 +81,7 @@ def iter_versioned(source: str, *, recursive: bool = True) -> Iterator[tuple[str
     """``(uri, version key)`` for every image ``source`` stands for, as a stream (see the
     module docstring for the keys)."""
     if is_s3(source):
-        return _list_s3(source, recursive, versions=True)
+        return list_s3(source, recursive, versions=True)
     return ((uri, local_version(uri)) for uri in iter_images(source, recursive=recursive))
 
 
@@ -94,7 +94,7 @@ def local_version(path: str) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
-def _walk(folder: Path, recursive: bool) -> Iterator[str]:
+def walk_folder(folder: Path, recursive: bool) -> Iterator[str]:
     """Every entry below ``folder`` whose name is an image name, whatever it is: a broken or
     looping symlink, a FIFO, even a folder named ``x.jpg`` is listed, and its row then says why
     it could not be read. Symlinked folders are listed, not entered (no loops)."""
@@ -106,7 +106,16 @@ def _walk(folder: Path, recursive: bool) -> Iterator[str]:
             break
 
 
-def _list_s3(source: str, recursive: bool, versions: bool = False) -> Iterator:
+def list_s3(
+    source: str,
+    recursive: bool,
+    versions: bool = False,
+    *,
+    lo: str | None = None,
+    hi: str | None = None,
+) -> Iterator:
+    """The images of an ``s3://`` source; ``lo``/``hi``: only the keys in ``[lo, hi)`` (one
+    part of a split listing, ``listing_parts``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = split_s3(source)
@@ -116,12 +125,15 @@ def _list_s3(source: str, recursive: bool, versions: bool = False) -> Iterator:
         prefix = prefix[: min(prefix.find(ch) for ch in GLOB_CHARS if ch in prefix)]
     folder = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     scheme = urlparse(source).scheme
+    start = {"StartAfter": key_before(lo)} if lo else {}
     try:
-        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **start):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                if key.endswith("/") or not is_image_name(key):
+                if hi is not None and key >= hi:
+                    return
+                if (lo and key < lo) or key.endswith("/") or not is_image_name(key):
                     continue
                 if pattern is not None:
                     wanted = fnmatch.fnmatchcase(key, pattern)
@@ -137,3 +149,11 @@ def _list_s3(source: str, recursive: bool, versions: bool = False) -> Iterator:
         raise ListingError(f"cannot list {source}: {code or exc}") from exc
     except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
         raise ListingError(f"cannot list {source}: {exc}") from exc
+
+
+def key_before(key: str) -> str:
+    """A ``StartAfter`` just below ``key``: above every key below it but those that continue
+    its predecessor with U+10FFFF (listed again and dropped by a ``>= key`` check, never
+    missed)."""
+    last = ord(key[-1])
+    return key[:-1] + chr(last - 1) + "\U0010ffff" if last else key[:-1]

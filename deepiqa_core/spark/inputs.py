@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -14,7 +15,8 @@ from ..batch import OUTPUT_COLUMNS
 from ..errors import ManifestError, UsageError
 from ..inputs import check_references, manifest_columns, passed_columns
 from ..inputs import read_table as read_pandas_table
-from ..listing import iter_images, iter_versioned
+from ..listing import ListingError, iter_images, iter_versioned
+from ..listing_parts import Plan, list_part, plan_listing
 from ..options import InputSpec, is_manifest
 from ..sources import is_s3
 from .pairing import attach_references
@@ -70,11 +72,22 @@ def listed(
 ) -> DataFrame:
     """The listing rule's URIs as a one-column DataFrame (with ``version``: a second column of
     that name holding each image's version key, ``listing.iter_versioned``). With ``stage`` (a
-    Spark-writable folder), a listing longer than ``batch_size`` paths is streamed there in
-    batches, so the driver's memory does not grow with it; a shorter one (or any, without
-    ``stage``) is held on the driver. Relative local paths become absolute: executors do not
-    run in the driver's folder."""
+    Spark-writable folder), a source ``listing_parts`` splits (an ``s3://`` prefix longer than
+    a page, a folder with subfolders) is listed by executors, part by part, into ``stage``;
+    otherwise a listing longer than ``batch_size`` paths is streamed there in batches, so the
+    driver's memory does not grow with it; a shorter one (or any, without ``stage``) is held on
+    the driver. Relative local paths become absolute: executors do not run in the driver's
+    folder."""
     schema = f"{column} string" + (f", {version} string" if version else "")
+    if stage is not None:
+        plan = plan_listing(
+            source,
+            recursive,
+            versions=version is not None,
+            parts=4 * spark.sparkContext.defaultParallelism,
+        )
+        if plan is not None:
+            return _listed_by_executors(spark, source, plan, schema, stage, version is not None)
     if version:
         stream = ((_absolute(u), v) for u, v in iter_versioned(source, recursive=recursive))
     else:
@@ -100,6 +113,23 @@ def listed(
             flush()
     if batch or not written:
         flush()
+    return spark.read.parquet(stage)
+
+
+def _listed_by_executors(
+    spark: SparkSession, source: str, plan: Plan, schema: str, stage: str, versions: bool
+) -> DataFrame:
+    """A listing ``listing_parts`` split: one task per part, written to ``stage`` once (a
+    listing is never repeated by a later action). A part that cannot be listed fails the run
+    as a ``ListingError``, as the driver's listing would."""
+    parts = spark.sparkContext.parallelize(plan.parts, len(plan.parts))
+    rows = parts.flatMap(partial(list_part, versions=versions))
+    if plan.rows:
+        rows = rows.union(spark.sparkContext.parallelize(plan.rows, 1))
+    try:
+        spark.createDataFrame(rows, schema).write.mode("overwrite").parquet(stage)
+    except Exception as exc:  # a task's ListingError arrives wrapped by py4j
+        raise ListingError(f"cannot list {source}: {first_line(exc)}") from exc
     return spark.read.parquet(stage)
 
 

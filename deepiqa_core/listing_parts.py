@@ -1,0 +1,161 @@
+"""A listing split into parts that executors list: the driver only plans.
+
+At ten million objects one process walking a prefix is the bottleneck (and the driver's time).
+``plan_listing`` looks at the top of a source and returns what it has already listed plus
+``Part``s; ``list_part`` lists one part wherever it runs. The union of the plan's rows and every
+part's rows is exactly ``listing.iter_images`` (or ``iter_versioned``) of the source, each image
+once: the same selection rule (``listing``'s) is applied in every part.
+
+* An **S3 prefix** is split by **key ranges**. A range ``[lo, hi)`` is probed with one request
+  (``PROBE_KEYS`` keys): a range that ends inside the probe is listed there and then (the driver
+  keeps those keys); a longer one is cut at the next character (``SPLIT_CHARS``: the boundaries
+  ``lo + c``) and the pieces are probed in turn, breadth first, until at least ``parts`` ranges
+  are left to list or ``MAX_DEPTH`` characters are fixed. Key ranges need no layout: flat
+  prefixes of hashed names and ``date/partner/`` trees split alike, and skew only costs
+  probes. Every range lists with ``StartAfter`` just below ``lo`` and stops at ``hi``.
+* A local **folder** listed recursively is split by its **subfolders** (each walked on an
+  executor); the driver lists the folder's own entries. A shared file system (NFS) is assumed
+  when executors run elsewhere, as for reading the images.
+* Anything else (a file, a glob on a local path, a non-recursive folder, a small prefix) is
+  listed by the driver: ``plan_listing`` returns no parts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from .listing import GLOB_CHARS, iter_images, key_before, list_s3, local_version, walk_folder
+from .sources import byte_safe, is_s3, local_path, s3_client, split_s3
+
+PROBE_KEYS = 1000  # one list request's page: a range this short is listed by the driver
+# boundaries a range is cut at (sorted): what names are made of; any other character falls
+# between two of them, so the pieces still cover the range
+SPLIT_CHARS = "-./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+MAX_DEPTH = 200  # characters fixed beyond the prefix before a range is listed as it is
+PROBE_THREADS = 16
+
+
+Range = tuple[str, str | None]  # keys in [lo, hi); hi None: to the end of the prefix
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one executor task lists: a local folder (walked recursively), or the keys of an
+    ``s3://`` source in ``[lo, hi)`` (``hi`` None: to the end of the prefix)."""
+
+    source: str
+    recursive: bool = True
+    lo: str | None = None
+    hi: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The rows the driver listed while planning, and the parts left to executors."""
+
+    rows: list[tuple[str, ...]]
+    parts: list[Part]
+
+
+def plan_listing(
+    source: str, recursive: bool, *, versions: bool = False, parts: int = 64
+) -> Plan | None:
+    """How to list ``source`` on executors, or None when the driver should list it itself.
+    ``parts``: how many parts to aim at (more than the executors' cores evens out skew)."""
+    if is_s3(source):
+        return _plan_s3(source, recursive, versions, parts)
+    path = local_path(source)
+    if not recursive or not path.is_dir() or any(ch in source for ch in GLOB_CHARS):
+        return None
+    return _plan_folder(path, versions)
+
+
+def list_part(part: Part, versions: bool = False) -> Iterator[tuple[str, ...]]:
+    """One part's rows: ``(uri,)``, or ``(uri, version key)`` with ``versions``."""
+    if is_s3(part.source):
+        listing = list_s3(part.source, part.recursive, versions, lo=part.lo, hi=part.hi)
+        return (row if versions else (row,) for row in listing)
+    uris = iter_images(part.source, recursive=True)
+    return ((u, local_version(u)) if versions else (u,) for u in uris)
+
+
+# --- local folders ------------------------------------------------------------------------
+
+
+def _plan_folder(folder: Path, versions: bool) -> Plan | None:
+    """The folder's own image-named entries here; each real subfolder (not a link: links
+    are listed, never entered, as ``listing.walk_folder`` does) is a part."""
+    folder = folder.absolute()
+    with os.scandir(folder) as entries:
+        subfolders = sorted(e.path for e in entries if e.is_dir(follow_symlinks=False))
+    if not subfolders:
+        return None
+    own = list(walk_folder(folder, recursive=False))
+    rows: list[tuple[str, ...]] = [(u, local_version(u)) if versions else (u,) for u in own]
+    return Plan(rows, [Part(byte_safe(s)) for s in subfolders])
+
+
+# --- S3 key ranges ------------------------------------------------------------------------
+
+
+def _plan_s3(source: str, recursive: bool, versions: bool, parts: int) -> Plan | None:
+    """Key ranges of the source's prefix: probed and cut, breadth first, until ``parts``
+    ranges are known to hold keys (short ones are parts too: every key is listed by a part,
+    under one rule, and nothing the probes saw is held on the driver)."""
+    bucket, key = split_s3(source)
+    prefix = key[: min((key.find(ch) for ch in GLOB_CHARS if ch in key), default=len(key))]
+    whole: Range = (prefix, None)
+    found, stem = _probe(bucket, prefix, whole)
+    if found is not None:  # one page: the driver lists it as before
+        return None
+    short: list[Range] = []
+    longer: list[tuple[Range, str]] = [(whole, stem)]
+    with ThreadPoolExecutor(PROBE_THREADS) as pool:
+        while len(short) + len(longer) < parts:
+            pieces = [piece for r, s in longer for piece in _cut(r, s, prefix)]
+            if not pieces:
+                break
+            longer = [(r, s) for r, s in longer if not _cut(r, s, prefix)]
+            probes = list(pool.map(partial(_probe, bucket, prefix), pieces))
+            short += [r for r, (found, _) in zip(pieces, probes, strict=True) if found]
+            longer += [
+                (r, s) for r, (found, s) in zip(pieces, probes, strict=True) if found is None
+            ]
+    ranges = sorted(short + [r for r, _ in longer], key=lambda r: r[0])
+    return Plan([], [Part(source, recursive, lo, hi) for lo, hi in ranges])
+
+
+def _probe(bucket: str, prefix: str, key_range: Range) -> tuple[bool | None, str]:
+    """One request: (True if ``[lo, hi)`` holds keys and ends within one page, False if it
+    holds none, None if it is longer; the stem its first page's keys share)."""
+    lo, hi = key_range
+    start = {"StartAfter": key_before(lo)} if lo else {}
+    page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=PROBE_KEYS, **start)
+    keys = [o["Key"] for o in page.get("Contents", []) if o["Key"] >= lo]
+    inside = [k for k in keys if hi is None or k < hi]
+    if len(inside) < len(keys) or not page.get("IsTruncated"):
+        return bool(inside), lo
+    return None, os.path.commonprefix([inside[0], inside[-1]]) if inside else lo
+
+
+def _cut(key_range: Range, stem: str, prefix: str) -> list[Range]:
+    """``[lo, hi)`` cut at ``stem``, ``stem + c`` for each of ``SPLIT_CHARS`` and the first
+    string after every ``stem...``: the boundaries that fall inside the range. The stem is
+    where the range's first page of keys diverge, so a long shared stem (``2026-12-07/``) is
+    jumped over in one cut, not probed character by character. No cut (``[]``) when no
+    boundary falls inside or the stem is ``MAX_DEPTH`` characters past the prefix."""
+    lo, hi = key_range
+    if len(stem) - len(prefix) >= MAX_DEPTH:
+        return []
+    bounds = [stem, *(stem + c for c in SPLIT_CHARS)]
+    if stem and ord(stem[-1]) < 0x10FFFF:
+        bounds.append(stem[:-1] + chr(ord(stem[-1]) + 1))
+    inside = sorted({b for b in bounds if b > lo and (hi is None or b < hi)})
+    if not inside:
+        return []
+    return list(zip([lo, *inside], [*inside, hi], strict=True))
