@@ -16,6 +16,9 @@ and sizes are read back. The fixed start-up cost (JVM, Spark,
 Python workers) is in every run: the cost of one more row is the slope between two sizes.
 
     python benchmarks/bench_scale.py --rows 10000 100000 1000000 --cases tiny missing
+
+``--live-every 30`` also reads the driver's *live* heap (after a full GC) and its top classes
+every 30 s: the old generation's peak counts garbage the collector has not reached yet.
 """
 
 from __future__ import annotations
@@ -66,9 +69,14 @@ class TreeSampler:
     (Python workers are forked by a daemon the JVM does not wait for, so ``RUSAGE_CHILDREN``
     would miss them)."""
 
-    def __init__(self, root_pid: int):
+    def __init__(self, root_pid: int, live_every: float = 0.0):
         self.root = root_pid
         self.peak = {"driver_jvm_mib": 0, "driver_python_mib": 0}
+        self.live_every = live_every
+        self.live: list[tuple[float, float]] = []  # (seconds, live heap MiB) after a full GC
+        self.histogram: list[str] = []
+        self._started = time.perf_counter()
+        self._next_live = live_every
         self.cpu: dict[int, float] = {}
         self._tick = os.sysconf("SC_CLK_TCK")
         self._stop = threading.Event()
@@ -124,6 +132,27 @@ class TreeSampler:
             return
         mib = int(float(used) / 1024)
         self.peak["driver_old_gen_mib"] = max(self.peak.get("driver_old_gen_mib", 0), mib)
+        now = time.perf_counter() - self._started
+        if self.live_every and now >= self._next_live:
+            self._next_live = now + self.live_every
+            self._live(pid, java)
+
+    def _live(self, pid: int, java: str) -> None:
+        """What the driver keeps: ``jcmd GC.class_histogram`` runs a full GC first, so its
+        total is the live heap (old and young); the top classes say what it is."""
+        jcmd = str(Path(java).with_name("jcmd"))
+        try:
+            out = subprocess.run(
+                [jcmd, str(pid), "GC.class_histogram"], capture_output=True, text=True, timeout=60
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        total = [ln for ln in out.splitlines() if ln.startswith("Total")]
+        if not total:
+            return
+        live = int(total[0].split()[2]) / 2**20
+        self.live.append((round(time.perf_counter() - self._started, 1), round(live, 1)))
+        self.histogram = [" ".join(ln.split()[1:4]) for ln in out.splitlines()[2:22]]
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -134,22 +163,30 @@ class TreeSampler:
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join()
-        return {**self.peak, "cpu_seconds": round(sum(self.cpu.values()), 1)}
+        live = {}
+        if self.live:
+            live = {
+                "driver_live_heap_mib": self.live,
+                "driver_live_heap_last_mib": self.live[-1][1],
+                "driver_histogram_last": self.histogram,
+            }
+        return {**self.peak, **live, "cpu_seconds": round(sum(self.cpu.values()), 1)}
 
 
-def run(table: Path, out: Path) -> dict:
+def run(table: Path, out: Path, args: argparse.Namespace) -> dict:
     exe = Path(sys.executable).with_name("spark-submit")
+    confs = [x for c in ["spark.ui.enabled=false", *args.conf] for x in ("--conf", c)]
     cmd = [
         str(exe),
-        *["--master", "local[2]", "--driver-memory", "2g", "--conf", "spark.ui.enabled=false"],
+        *["--master", "local[2]", "--driver-memory", "2g", *confs],
         str(ROOT / "jobs" / "score.py"),
         str(table),
-        *["--output", str(out), "--max-error-rate", "1"],
+        *["--output", str(out), "--max-error-rate", "1", *args.job_args],
     ]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    sampler = TreeSampler(proc.pid)
+    sampler = TreeSampler(proc.pid, args.live_every)
     log = proc.communicate()[0].decode(errors="replace")
     sampled = sampler.stop()
     wall = time.perf_counter() - started
@@ -173,6 +210,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--cases", nargs="+", default=["tiny", "missing"])
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--live-every",
+        type=float,
+        default=0.0,
+        help="seconds between full GCs of the driver (jcmd GC.class_histogram) to read its live "
+        "heap and top classes (0: never; each costs the driver a pause)",
+    )
+    parser.add_argument(
+        "--conf", action="append", default=[], help="a spark-submit --conf KEY=VALUE (repeatable)"
+    )
+    parser.add_argument(
+        "--job-args", nargs=argparse.REMAINDER, default=[], help="the rest goes to jobs/score.py"
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +232,8 @@ def main() -> None:
             for rows in args.rows:
                 table = root / f"{case}-{rows}.parquet"
                 manifest(table, rows, case, pool)
-                record = {"case": case, "rows": rows, **run(table, root / f"out-{case}-{rows}")}
+                out = root / f"out-{case}-{rows}"
+                record = {"case": case, "rows": rows, **run(table, out, args)}
                 record["cpu_ms_per_row"] = round(1000 * record["cpu_seconds"] / rows, 3)
                 results.append(record)
                 print(json.dumps(record), flush=True)
