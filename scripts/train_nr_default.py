@@ -64,6 +64,7 @@ from deepiqa_core.training.distortions import (
 )
 from deepiqa_core.training.ladders import (  # noqa: E402
     KEY_TYPES,
+    PRISTINE,
     ladder_batches,
     ladder_loss,
     ladder_pairs,
@@ -502,6 +503,34 @@ def _full_scores(model, data: dict, rows: int = 1024) -> np.ndarray:
     return pool_images(y, alpha, index, len(data["start"]) - 1).numpy()
 
 
+def sample_rungs(train: dict, images: np.ndarray, args, step: int) -> np.ndarray:
+    """With ``--kinds-per-step K``: of each content's ladder, the pristine rung and every level
+    of K kinds drawn by ``--kind-weight`` (e.g. the JPEG family up) -- more contents and more
+    optimiser steps per CPU-second than whole ladders, and the rare kinds seen more often."""
+    if not args.kinds_per_step:
+        return images
+    kept = []
+    for content in np.unique(train["content"][images]):
+        mine = images[train["content"][images] == content]
+        kinds = sorted(set(train["kinds"][mine]) - {PRISTINE})
+        weights = np.array([args.kind_weight.get(k, 1.0) for k in kinds])
+        draw = rng(args.seed, "rungs", step, int(content)).choice(
+            len(kinds),
+            min(args.kinds_per_step, len(kinds)),
+            replace=False,
+            p=weights / weights.sum(),
+        )
+        chosen = {kinds[i] for i in draw} | {PRISTINE}
+        kept.append(mine[np.isin(train["kinds"][mine], list(chosen))])
+    return np.concatenate(kept)
+
+
+def _kind_weights(text: str) -> dict[str, float]:
+    """``jpeg_quality=3,double_jpeg=3`` -> {kind: weight} (unnamed kinds weigh 1)."""
+    pairs = [item.split("=") for item in text.split(",") if item]
+    return {k.strip(): float(v) for k, v in pairs}
+
+
 def fit_full(args) -> None:
     """Every conv and both heads, on pixels (``--keep-patches``): where the kept conv-8
     outputs were found JPEG-blind, only the lower convs can learn to see JPEG. Validation
@@ -530,7 +559,7 @@ def fit_full(args) -> None:
     while step < total:
         epoch = step // steps_per_epoch
         batches = list(ladder_batches(train["content"], args.contents_per_batch, epoch, args.seed))
-        images = batches[step % steps_per_epoch]
+        images = sample_rungs(train, batches[step % steps_per_epoch], args, step)
         model.train()
         for group in optimiser.param_groups:
             group["lr"] = _lr(step, total, warmup, args.top_lr)
@@ -732,6 +761,20 @@ def main() -> None:
     )
     parser.add_argument(
         "--dropout", type=float, default=0.5, help="the heads' dropout while training"
+    )
+    parser.add_argument(
+        "--kinds-per-step",
+        type=int,
+        default=0,
+        help="'full' stage: per content and step, the pristine rung and this many kinds' levels "
+        "(0: the whole ladder)",
+    )
+    parser.add_argument(
+        "--kind-weight",
+        type=_kind_weights,
+        default={},
+        help="'full' stage with --kinds-per-step: how often each kind is drawn, e.g. "
+        "jpeg_quality=3,double_jpeg=3 (others 1)",
     )
     parser.add_argument("--resume", action="store_true", help="go on from WORK/fit-state.pt")
     parser.add_argument("--version", default="0.4.0", help="the new weights' version")
