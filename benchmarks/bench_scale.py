@@ -78,6 +78,7 @@ class TreeSampler:
         self._started = time.perf_counter()
         self._next_live = live_every
         self.cpu: dict[int, float] = {}
+        self.role: dict[int, str] = {}  # which part of the job a process is (CPU by role)
         self._tick = os.sysconf("SC_CLK_TCK")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -109,6 +110,7 @@ class TreeSampler:
         except OSError:
             return
         self.cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        self.role[pid] = _role(cmd)  # spark-submit starts as a shell script, then execs java
         rss_lines = [ln for ln in status.splitlines() if ln.startswith("VmRSS")]
         rss = int(rss_lines[0].split()[1]) // 1024 if rss_lines else 0  # none: a zombie
         if cmd.split(" ", 1)[0].endswith("java") and "deploy.SparkSubmit" in cmd:
@@ -170,7 +172,29 @@ class TreeSampler:
                 "driver_live_heap_last_mib": self.live[-1][1],
                 "driver_histogram_last": self.histogram,
             }
-        return {**self.peak, **live, "cpu_seconds": round(sum(self.cpu.values()), 1)}
+        by_role: dict[str, float] = {}
+        for pid, seconds in self.cpu.items():
+            role = self.role.get(pid, "other")
+            by_role[role] = round(by_role.get(role, 0.0) + seconds, 1)
+        return {
+            **self.peak,
+            **live,
+            "cpu_seconds": round(sum(self.cpu.values()), 1),
+            "cpu_seconds_by_role": by_role,
+        }
+
+
+def _role(cmd: str) -> str:
+    """The driver JVM (in local mode also the executors' JVM side: scan, shuffle, Arrow, write),
+    the driver's Python, Spark's Python workers (the pandas UDF's side), or other."""
+    exe = cmd.split(" ", 1)[0]
+    if exe.endswith("java"):
+        return "jvm"
+    if "jobs/score.py" in cmd:
+        return "driver_python"
+    if "pyspark" in cmd or "daemon" in cmd or "worker" in cmd:
+        return "python_workers"
+    return "other"
 
 
 def run(table: Path, out: Path, args: argparse.Namespace) -> dict:

@@ -165,6 +165,9 @@ def main() -> None:
     parser.add_argument("--long-side", type=int, default=DEFAULT_LONG_SIDE)
     parser.add_argument("--label", choices=sorted(LABELS), default=WEAK_LABEL_VERSION)
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--only", choices=["nr", "fr"], help="measure one of the two models (a candidate's)"
+    )
     args = parser.parse_args()
 
     paths, held_out = held_out_photos(args.photos, args.test)
@@ -175,7 +178,8 @@ def main() -> None:
         "label": args.label,
         "seed": args.seed,
     }
-    for path in (args.weights_nr, args.weights_fr):
+    chosen = {"nr": [args.weights_nr], "fr": [args.weights_fr]}.get(args.only or "", [])
+    for path in chosen or [args.weights_nr, args.weights_fr]:
         model, meta = load_weights(path.read_bytes())
         result = evaluate(Scorer(model, device="cpu"), photos, args.seed, args.label)
         result.update(weights=str(path), version=meta.version, goals=GOALS[meta.variant])
