@@ -23,6 +23,7 @@ once: the same selection rule (``listing``'s) is applied in every part.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -110,37 +111,93 @@ def _plan_s3(source: str, recursive: bool, versions: bool, parts: int) -> Plan |
     bucket, key = split_s3(source)
     prefix = key[: min((key.find(ch) for ch in GLOB_CHARS if ch in key), default=len(key))]
     whole: Range = (prefix, None)
-    found, stem = _probe(bucket, prefix, whole)
-    if found is not None:  # one page: the driver lists it as before
+    first = _probe(bucket, prefix, prefix)
+    seen = [first]  # every page so far: later pieces they cover cost no request
+    if first.says(whole) is not None:  # one page: the driver lists it as before
         return None
     short: list[Range] = []
-    longer: list[tuple[Range, str]] = [(whole, stem)]
+    longer: list[tuple[Range, str]] = [(whole, first.stem(whole))]
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         while len(short) + len(longer) < parts:
-            pieces = [piece for r, s in longer for piece in _cut(r, s, prefix)]
+            cuts = [(r, _cut(r, stem, prefix)) for r, stem in longer]
+            pieces = sorted((p for _, ps in cuts for p in ps), key=lambda r: r[0])
             if not pieces:
                 break
-            longer = [(r, s) for r, s in longer if not _cut(r, s, prefix)]
-            probes = list(pool.map(partial(_probe, bucket, prefix), pieces))
-            short += [r for r, (found, _) in zip(pieces, probes, strict=True) if found]
-            longer += [
-                (r, s) for r, (found, s) in zip(pieces, probes, strict=True) if found is None
-            ]
+            longer = [(r, stem) for (r, stem), (_, ps) in zip(longer, cuts, strict=True) if not ps]
+            for piece, probe in _probe_all(pool, bucket, prefix, pieces, seen):
+                holds = probe.says(piece)
+                if holds:
+                    short.append(piece)
+                elif holds is None:
+                    longer.append((piece, probe.stem(piece)))
     ranges = sorted(short + [r for r, _ in longer], key=lambda r: r[0])
     return Plan([], [Part(source, recursive, lo, hi) for lo, hi in ranges])
 
 
-def _probe(bucket: str, prefix: str, key_range: Range) -> tuple[bool | None, str]:
-    """One request: (True if ``[lo, hi)`` holds keys and ends within one page, False if it
-    holds none, None if it is longer; the stem its first page's keys share)."""
-    lo, hi = key_range
+def _probe_all(
+    pool: ThreadPoolExecutor, bucket: str, prefix: str, pieces: list[Range], seen: list[Probe]
+) -> list[tuple[Range, Probe]]:
+    """Each piece with a probe that answers for it. A page lists on past its own range, so
+    pieces are probed in order, ``PROBE_THREADS`` at a time, and a piece an earlier page
+    already covers costs no request (most pieces of a cut are empty)."""
+    answered: list[tuple[Range, Probe]] = []
+    todo = pieces
+    while todo:
+        waiting = []
+        for piece in todo:
+            probe = next((p for p in seen if p.answers(piece)), None)
+            if probe is not None:
+                answered.append((piece, probe))
+            else:
+                waiting.append(piece)
+        batch = waiting[:PROBE_THREADS]
+        seen.extend(pool.map(partial(_probe, bucket, prefix), [lo for lo, _ in batch]))
+        todo = waiting
+    return answered
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One list request from ``lo``: the keys it returned (sorted, ``>= lo``: every key of
+    the prefix from ``lo`` to the last of them) and whether the prefix has more after them."""
+
+    lo: str
+    keys: list[str]
+    truncated: bool
+
+    def covers(self, piece: Range) -> bool:
+        """Whether this page holds every key of ``piece``."""
+        lo, hi = piece
+        if lo < self.lo:
+            return False
+        return not self.truncated or (hi is not None and bool(self.keys) and hi <= self.keys[-1])
+
+    def answers(self, piece: Range) -> bool:
+        """Whether ``says`` knows about ``piece``: it covers it, or it was made for it."""
+        return self.covers(piece) or self.lo == piece[0]
+
+    def says(self, piece: Range) -> bool | None:
+        """True: the piece holds keys, all in this page; False: none; None: a page from the
+        piece's start ends inside it (more than a page: cut it)."""
+        lo, hi = piece
+        if not self.covers(piece):
+            return None
+        first = bisect_left(self.keys, lo)
+        return first < len(self.keys) and (hi is None or self.keys[first] < hi)
+
+    def stem(self, piece: Range) -> str:
+        """Where the piece's keys in this page diverge (a long piece is cut there)."""
+        lo, hi = piece
+        inside = [k for k in self.keys if k >= lo and (hi is None or k < hi)]
+        return os.path.commonprefix([inside[0], inside[-1]]) if inside else lo
+
+
+def _probe(bucket: str, prefix: str, lo: str) -> Probe:
+    """One list request: up to a page of the prefix's keys from ``lo`` on."""
     start = {"StartAfter": key_before(lo)} if lo else {}
     page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=PROBE_KEYS, **start)
     keys = [o["Key"] for o in page.get("Contents", []) if o["Key"] >= lo]
-    inside = [k for k in keys if hi is None or k < hi]
-    if len(inside) < len(keys) or not page.get("IsTruncated"):
-        return bool(inside), lo
-    return None, os.path.commonprefix([inside[0], inside[-1]]) if inside else lo
+    return Probe(lo, keys, bool(page.get("IsTruncated")))
 
 
 def _cut(key_range: Range, stem: str, prefix: str) -> list[Range]:
