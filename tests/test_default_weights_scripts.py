@@ -163,3 +163,31 @@ def test_reinit_top_resets_convs_9_10_and_heads_only(nr_trainer):
     assert float(model.quality_output.bias.detach()) == 50.0
     nr_trainer.set_dropout(model, 0.0)
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+
+
+def test_rung_sampling_keeps_the_pristine_rung_and_whole_kinds_weighted(nr_trainer):
+    """--kinds-per-step K: per content, the pristine rung and every level of K kinds (so each
+    kind's ranking pairs stay whole), drawn more often where --kind-weight says so."""
+    from argparse import Namespace
+    from collections import Counter
+
+    kinds_of_ladder = ["pristine"] + [
+        k for k in ("jpeg_quality", "blur", "noise") for _ in range(5)
+    ]
+    train = {
+        "content": np.repeat([0, 1], 16),
+        "kinds": np.array(kinds_of_ladder * 2),
+    }
+    images = np.arange(32)
+    args = Namespace(kinds_per_step=1, kind_weight={"jpeg_quality": 8.0}, seed=0)
+    drawn: Counter = Counter()
+    for step in range(200):
+        kept = nr_trainer.sample_rungs(train, images, args, step)
+        for content in (0, 1):
+            mine = train["kinds"][kept[train["content"][kept] == content]]
+            assert list(mine).count("pristine") == 1 and len(mine) == 6
+            drawn[next(k for k in mine if k != "pristine")] += 1
+    assert drawn["jpeg_quality"] > 3 * max(drawn["blur"], drawn["noise"])  # 8:1:1 expected
+    args.kinds_per_step = 0
+    assert np.array_equal(nr_trainer.sample_rungs(train, images, args, 0), images)
+    assert nr_trainer._kind_weights("jpeg=2,webp=0.5") == {"jpeg": 2.0, "webp": 0.5}
