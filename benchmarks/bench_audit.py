@@ -9,7 +9,8 @@ N small photos-like PNGs (96x128: 12 patches each) are written to a temporary li
 
 The report's size, the state's size and each run's own ``seconds`` (from summary.json) are
 recorded; with ``--screenshot`` the last report is rendered by headless Chromium
-(``benchmarks/audit_screenshot.py``) so that a person can look at it.
+(``benchmarks/audit_screenshot.py``) so that a person can look at it. Each run's Spark jobs are
+counted from its event log (the audit's fixed cost is mostly small jobs).
 
     python benchmarks/bench_audit.py --images 2000 --out benchmarks/results/audit-local2-cpu.json
 """
@@ -45,14 +46,17 @@ def make_library(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def run_audit(library: Path, state: Path) -> dict:
+def run_audit(library: Path, state: Path, events: Path) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    events.mkdir(parents=True, exist_ok=True)
     cmd = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",
         "local[2]",
         "--conf",
         "spark.ui.showConsoleProgress=false",
+        *["--conf", "spark.eventLog.enabled=true", "--conf", f"spark.eventLog.dir={events}"],
+        *["--conf", "spark.eventLog.compress=false"],
         str(ROOT / "jobs" / "audit.py"),
         str(library),
         "--state",
@@ -70,11 +74,22 @@ def run_audit(library: Path, state: Path) -> dict:
     return {
         "wall_s": round(wall, 1),
         "job_s": summary["seconds"],
+        "spark_jobs": _spark_jobs(events),
         "exit": done.returncode,
         "counts": summary["counts"],
         "report_bytes": summary["report_bytes"],
         "report": summary["report"],
     }
+
+
+def _spark_jobs(events: Path) -> int:
+    """Spark jobs the run started (its event log's SparkListenerJobStart events)."""
+    logs = sorted(events.iterdir(), key=lambda f: f.stat().st_mtime)
+    if not logs:
+        return 0
+    files = sorted(logs[-1].iterdir()) if logs[-1].is_dir() else [logs[-1]]  # Spark 4 rolls
+    text = "".join(f.read_text(errors="replace") for f in files)
+    return text.count('"Event":"SparkListenerJobStart"')
 
 
 def main() -> None:
@@ -84,18 +99,23 @@ def main() -> None:
     p.add_argument("--removed", type=int, default=5)
     p.add_argument("--out", type=Path)
     p.add_argument("--screenshot", type=Path)
+    p.add_argument("--events", type=Path, help="keep the runs' Spark event logs here")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         library, state = Path(tmp) / "library", Path(tmp) / "state"
         paths = make_library(library, args.images)
-        runs = {"first": run_audit(library, state), "unchanged": run_audit(library, state)}
+        events = args.events or Path(tmp) / "events"
+        runs = {
+            "first": run_audit(library, state, events),
+            "unchanged": run_audit(library, state, events),
+        }
         rng = np.random.default_rng(1)
         for path in paths[: args.changed]:
             noisy = np.asarray(Image.open(path)).astype(int) + rng.integers(-60, 60, (96, 128, 3))
             Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path)
         for path in paths[-args.removed :]:
             path.unlink()
-        runs["changed"] = run_audit(library, state)
+        runs["changed"] = run_audit(library, state, events)
         size = sum(f.stat().st_size for f in state.rglob("*") if f.is_file())
         result = {"images": args.images, "machine": f"{os.cpu_count()} cores, local[2]", **runs}
         result["state_bytes"] = size

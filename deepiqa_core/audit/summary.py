@@ -28,6 +28,11 @@ class Distribution:
     share_below: float | None  # below the threshold; None without one
     error_rate: float | None  # None for no rows
 
+    @classmethod
+    def empty(cls) -> Distribution:
+        """No rows (a run that scored nothing): what counting them would give, uncounted."""
+        return cls(0, 0, 0, None, None, None, None, None, None)
+
 
 @dataclass(frozen=True)
 class Counts:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -163,14 +164,21 @@ def _run(
         spark, spec, state, run_id, plan, previous, scored, by_reason
     )
     earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
-    changes = stats.changes(history, previous, direction != "lower_better")
-    numbers = _Numbers(snapshot, history, by_reason, changes)
-    summary, error_rows = _summary(
-        spark, spec, model, state, direction, numbers, earlier, run_id, started_at
-    )
-    summary.seconds = round(time.perf_counter() - started, 2)
-    mark_streaks(summary.alerts, earlier, run_id, started_at)
-    write_run_report(spec, state, summary, snapshot, library, error_rows, earlier)
+    quiet = history.count() == 0  # Parquet footers only; a quiet night skips the run's numbers
+    changes = stats.changes(history, previous, direction != "lower_better", empty=quiet)
+    # one pass over the library: the numbers and the report read it from memory (spilled to
+    # disk where it does not fit), not from the snapshot's files once per statistic
+    snapshot = snapshot.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        numbers = _Numbers(snapshot, history, by_reason, changes, quiet)
+        summary, error_rows = _summary(
+            spark, spec, model, state, direction, numbers, earlier, run_id, started_at
+        )
+        summary.seconds = round(time.perf_counter() - started, 2)
+        mark_streaks(summary.alerts, earlier, run_id, started_at)
+        write_run_report(spec, state, summary, snapshot, library, error_rows, earlier)
+    finally:
+        snapshot.unpersist()
     return summary
 
 
@@ -302,6 +310,7 @@ class _Numbers:
     history: DataFrame  # this run's rows: scored and removed
     by_reason: dict[str, int]  # the plan's rows per reason
     changes: stats.Changes
+    quiet: bool = False  # the history has no rows: nothing scored, nothing removed
 
 
 def _summary(
@@ -321,9 +330,9 @@ def _summary(
     active = n.snapshot.where(~F.col("removed"))
     run_rows = n.history.where(F.col("event") == "scored")
     library_stats = stats.distribution(active, threshold)
-    run_stats = stats.distribution(run_rows, threshold)
-    removed = n.history.where(F.col("event") == "removed").count()
-    run_errors, error_rows = stats.errors(run_rows)
+    run_stats = Distribution.empty() if n.quiet else stats.distribution(run_rows, threshold)
+    removed = 0 if n.quiet else n.history.where(F.col("event") == "removed").count()
+    run_errors, error_rows = ({}, []) if n.quiet else stats.errors(run_rows)
     counts = Counts.of(n.by_reason, removed, run_stats)
     score_range = model.meta.score_range
     low, high = score_range if score_range else stats.score_bounds(active)

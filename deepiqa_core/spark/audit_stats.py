@@ -175,6 +175,7 @@ def errors(rows: DataFrame, examples: int = 20) -> tuple[dict[str, int], list[di
 
 
 CHANGES_CAP = 50  # rows per list in summary.json and the report; the counts are complete
+CHANGE_LISTS = ("new", "changed", "removed", "newly_failing", "recovered")
 
 
 @dataclass
@@ -186,6 +187,7 @@ class Changes:
     new: DataFrame
     rescored: DataFrame
     removed: DataFrame
+    empty: bool = False  # the run's history has no rows: every list and count is 0, uncounted
 
     def changed(self) -> DataFrame:
         """Images whose content changed and that have a score before and after."""
@@ -196,19 +198,21 @@ class Changes:
         )
 
     def worse(self, by: float) -> int:
-        return self.changed().where(F.col("drop") > by).count()
+        return 0 if self.empty else self.changed().where(F.col("drop") > by).count()
 
     def new_below(self, threshold: float) -> int:
-        return self.new.where(F.col("score") < threshold).count()
+        return 0 if self.empty else self.new.where(F.col("score") < threshold).count()
 
     def lists(self, cap: int = CHANGES_CAP) -> dict:
+        if self.empty:
+            return {name: {"count": 0, "rows": []} for name in CHANGE_LISTS}
         failing = self.rescored.where(
             F.col("error_code").isNotNull() & F.col("before_error").isNull()
         )
         recovered = self.rescored.where(
             F.col("error_code").isNull() & F.col("before_error").isNotNull()
         )
-        frames = {
+        frames = {  # in CHANGE_LISTS order
             "new": self.new.orderBy(F.asc_nulls_first("score"), "id"),
             "changed": self.changed().orderBy(F.desc("drop"), "id"),
             "removed": self.removed.orderBy("id"),
@@ -240,8 +244,11 @@ def _change_row(row: dict) -> dict:
     return row
 
 
-def changes(history: DataFrame, previous: DataFrame | None, higher_better: bool) -> Changes:
-    """This run's ``history`` rows against the ``previous`` snapshot (None on a first run)."""
+def changes(
+    history: DataFrame, previous: DataFrame | None, higher_better: bool, empty: bool = False
+) -> Changes:
+    """This run's ``history`` rows against the ``previous`` snapshot (None on a first run);
+    ``empty``: the caller knows the history has no rows (no job is run for the lists)."""
     scored = history.where(F.col("event") == "scored")
     new = scored.where(F.col("reason") == "new")
     if previous is None:
@@ -259,4 +266,4 @@ def changes(history: DataFrame, previous: DataFrame | None, higher_better: bool)
         .withColumn("drop", drop)
     )
     removed = history.where(F.col("event") == "removed")
-    return Changes(new, rescored, removed)
+    return Changes(new, rescored, removed, empty)
