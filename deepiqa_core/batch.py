@@ -162,7 +162,7 @@ class ImageRow:
     """One image to score: bytes (``image``) or where to read them (``uri``), FR reference the
     same way, and optionally the grid rows [start, stop) of a tile."""
 
-    id: str
+    id: str | None  # None: a row without one (its result row then has no id either)
     uri: str | None = None
     image: bytes | None = None
     ref_uri: str | None = None
@@ -234,7 +234,7 @@ class BatchScorer:
                 if isinstance(loaded, BaseException):
                     raise loaded
                 image = loaded.pixels
-                full_size = image.shape[:2]
+                full_size = (image.shape[0], image.shape[1])
                 result = results[i]
                 result.height, result.width = full_size
                 result.bytes = loaded.file_bytes

@@ -174,7 +174,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"{meta.score_direction}",
             file=sys.stderr,
         )
-    if outside:
+    if outside and meta.score_range:  # outside counts only against a declared range
         low, high = meta.score_range
         print(
             f"deepiqa: warning: {outside} score(s) outside the model's declared range "
@@ -215,7 +215,7 @@ def _score_with_map(batch: BatchScorer, row: ImageRow, target: str, direction: s
 
 def _row(row: ImageRow, res: RowResult) -> Row:
     return Row(
-        row.uri or row.id,
+        row.uri or row.id or "",  # a CLI row always has one of them
         row.ref_uri,
         res.score,
         res.num_patches,

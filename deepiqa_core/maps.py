@@ -351,4 +351,5 @@ def score_for_map(
         return result, None
     image = load_image(row.uri, row.image, config)
     grid = grid_for(image.shape[0], image.shape[1], config.stride)
+    assert result.patch_quality is not None and result.patch_weight is not None  # with_patches
     return result, (image, PatchMap(grid, result.patch_quality, result.patch_weight))

@@ -16,6 +16,7 @@ Input: float RGB patches in 0..1 (``INPUT_RANGE``); 0..255 weights are rescaled 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -107,12 +108,12 @@ class DeepIQA(nn.Module):
     def quality_output(self) -> nn.Linear:
         """The quality head's last layer: its bias is where scores start (training sets it to
         the mean label)."""
-        return self.quality[-1]
+        return cast(nn.Linear, self.quality[-1])
 
     @property
     def weight_output(self) -> nn.Linear | None:
         """The weight head's last layer (before ReLU + epsilon); None for DIQaM."""
-        return None if self.weight is None else self.weight[-1]
+        return None if self.weight is None else cast(nn.Linear, self.weight[-1])
 
     def extract(self, patches: torch.Tensor) -> torch.Tensor:
         """(N,3,32,32) in 0..1 -> (N,512). Exposed so an FR reference's features can be reused."""

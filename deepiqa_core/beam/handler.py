@@ -130,17 +130,19 @@ def score_batch(scorer: BatchScorer, rows: Sequence[ImageRow]) -> list[RowResult
     """One result per row, in order; never raises (see the module docstring)."""
     config = scorer.config
     full_reference = scorer.scorer.full_reference
-    wanted = [r.uri for r in rows if r.image is None and beam_reads(r.uri)]
+    wanted = [r.uri for r in rows if r.image is None and r.uri and beam_reads(r.uri)]
     if full_reference:
-        wanted += [r.ref_uri for r in rows if r.ref_image is None and beam_reads(r.ref_uri)]
+        wanted += [
+            r.ref_uri for r in rows if r.ref_image is None and r.ref_uri and beam_reads(r.ref_uri)
+        ]
     fetched = _fetch_all(wanted, config.max_bytes, config.read_timeout, config.decode_workers or 8)
     results = [RowResult() for _ in rows]
     todo: list[tuple[int, ImageRow]] = []
     for i, row in enumerate(rows):
-        image = fetched.get(row.uri, row.image) if row.image is None else row.image
-        ref_image = row.ref_image
+        image = row.image if row.image is not None else fetched.get(row.uri or "")
+        ref_image: bytes | BaseException | None = row.ref_image
         if full_reference and ref_image is None:
-            ref_image = fetched.get(row.ref_uri, None)
+            ref_image = fetched.get(row.ref_uri or "")
         if isinstance(image, BaseException):
             results[i].fail(image)
         elif isinstance(ref_image, BaseException):

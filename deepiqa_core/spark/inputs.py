@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Iterator
 from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -88,6 +89,7 @@ def listed(
         )
         if plan is not None:
             return _listed_by_executors(spark, source, plan, schema, stage, version is not None)
+    stream: Iterator[tuple[str, ...]]
     if version:
         stream = ((_absolute(u), v) for u, v in iter_versioned(source, recursive=recursive))
     else:

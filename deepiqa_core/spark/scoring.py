@@ -116,7 +116,7 @@ class BroadcastModel:
             "tile_row_stop": tile_cols[1] if tile_cols else None,
         }
         args: list[Column] = [
-            F.col(names[n]).cast(t) if names[n] else F.lit(None).cast(t) for n, t in INPUT_COLUMNS
+            F.col(c).cast(t) if (c := names[n]) else F.lit(None).cast(t) for n, t in INPUT_COLUMNS
         ]
         udf = self.udf(options, torch_threads=torch_threads, fail_once_marker=fail_once_marker)
         scored = df.withColumn(OUTPUT_TEMP, udf(*args))

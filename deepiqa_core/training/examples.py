@@ -38,7 +38,7 @@ EXAMPLE_COLUMNS: list[tuple[str, str]] = [
 def _checked(uri: str, max_pixels: int) -> tuple[bytes, tuple[int, int]]:
     data = read_bytes(uri)
     image = decode_image(data, max_pixels=max_pixels)  # a full decode: truncated files fail here
-    return data, image.shape[:2]
+    return data, (image.shape[0], image.shape[1])
 
 
 def fetch_examples(

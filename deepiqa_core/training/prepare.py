@@ -110,7 +110,8 @@ def prepare_local(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    counts, rejected = {}, Counter()
+    counts: dict = {}
+    rejected: Counter[str] = Counter()
     bad = []
     for split in SPLITS:
         part = split_manifest[split_manifest["split"] == split]

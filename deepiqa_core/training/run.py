@@ -159,6 +159,7 @@ def train_worker(job: TrainJob) -> dict:
         dist.broadcast_object_list(box, src=0)
         summary = box[0]
         dist.destroy_process_group()
+    assert summary is not None  # rank 0's, broadcast to every rank
     return summary
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import cast
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class Top(nn.Module):
         self.model = model
 
     def upper(self) -> nn.Sequential:
-        return self.model.features[SPLIT:]
+        return cast(nn.Sequential, self.model.features[SPLIT:])
 
     def forward(self, lower: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.upper()(lower).flatten(1)

@@ -238,15 +238,15 @@ def check_probe(model: DeepIQA, meta: WeightsMeta) -> None:
         raw = ((alpha * y).sum(1) / alpha.sum(1)).tolist()
     if not all(math.isfinite(v) for v in raw):
         raise WeightsError(f"the network gives {raw} for plain test images: corrupt weights")
+    bounds: tuple[float, float, str] | None = None
     if model.calibration is not None:  # its knots, at least as wide as the 0-100 scale
         knots = model.calibration.raw
         pad = max(0.0, (SCALE[1] - SCALE[0]) - (knots[-1] - knots[0])) / 2
-        low, high, what = knots[0] - pad, knots[-1] + pad, "calibration's raw scale"
+        bounds = (knots[0] - pad, knots[-1] + pad, "calibration's raw scale")
     elif meta.score_range:
-        (low, high), what = meta.score_range, "declared range"
-    else:
-        low = high = None
-    if low is not None:
+        bounds = (meta.score_range[0], meta.score_range[1], "declared range")
+    if bounds is not None:
+        low, high, what = bounds
         width = max(high - low, 1e-9)
         if not all(low - PROBE_MARGIN * width <= v <= high + PROBE_MARGIN * width for v in raw):
             far = max(raw, key=lambda v: abs(v - (low + high) / 2))
