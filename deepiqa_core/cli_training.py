@@ -122,7 +122,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return threshold_code(report["failed"], len(manifest), ScoringOptions.max_error_rate)
 
 
-def add_training_commands(sub: argparse._SubParsersAction, epilog_formatter: type) -> None:
+def add_training_commands(
+    sub: argparse._SubParsersAction, epilog_formatter: type[argparse.HelpFormatter]
+) -> None:
     from .training.options import (
         EPILOG,
         add_data_arguments,

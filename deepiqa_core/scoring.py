@@ -164,7 +164,7 @@ class Scorer:
         # GPUs: fixed bucket shapes instead of CPU's fixed chunks (module docstring)
         self.bucketed = self.device.type == "cuda"
         if self.device.type == "cuda":
-            self.model.features.to(memory_format=torch.channels_last)
+            self.model.features.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
         self._extract = self._onednn_extractor(dtype) if use_onednn else self._extract_eager
 
     def _onednn_extractor(self, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -344,7 +344,7 @@ class Scorer:
             y, alpha = out.cpu().numpy().T
             score = pool(y, alpha)
             if calibrate is not None:
-                score, y = calibrate(score), calibrate(y)
+                score, y = float(calibrate(score)), calibrate(y)
             patch_map = PatchMap(grid, y.copy(), alpha.copy()) if return_patches else None
             results.append(ImageScore(score, grid.count, patch_map))
         return results

@@ -33,12 +33,12 @@ from .inputs import LISTING_BATCH, _manifest_items, listed
 from .pairing import attach_references
 
 # failures that may pass on a later run with the same bytes: retried every run
-RETRY_CODES = ("read_error", "read_timeout", "access_denied", "internal")
-RETRY_CODES = (*RETRY_CODES, *(f"ref_{c}" for c in RETRY_CODES))
+_RETRYABLE = ("read_error", "read_timeout", "access_denied", "internal")
+RETRY_CODES = (*_RETRYABLE, *(f"ref_{c}" for c in _RETRYABLE))
 UNREADABLE = "unreadable"
 
 
-@pandas_udf(StringType())
+@pandas_udf(StringType())  # type: ignore[call-overload]  # pyspark's stubs: no type-hinted form
 def content_version(uris: pd.Series) -> pd.Series:
     """sha256 of each URI's bytes; ``unreadable:<code>`` when they cannot be read (the row is
     then scored and fails with that code)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
+import pandas as pd
 from pyspark.sql import SparkSession
 
 from ..datasets import write_manifest
@@ -43,7 +45,7 @@ def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
     )
     summary = run_score_job(spark, scoring)
     print(format_summary(summary))
-    scores = spark.read.parquet(join(summary.output, "scores")).toPandas()
+    scores = cast(pd.DataFrame, spark.read.parquet(join(summary.output, "scores")).toPandas())
     frame = manifest.merge(
         scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),
         on="id",

@@ -78,7 +78,8 @@ class BroadcastModel:
         schema = ", ".join(f"{n} {t}" for n, t in result_fields(options.batch.with_patches))
         # Nondeterministic: Spark must call it exactly once per row (never re-evaluate it for
         # each field taken out of its struct).
-        return pandas_udf(body.score_batches, schema).asNondeterministic()
+        udf = pandas_udf(body.score_batches, schema)  # type: ignore[call-overload]  # iterator UDF
+        return udf.asNondeterministic()
 
     def score(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from pyspark.sql import SparkSession
@@ -68,7 +69,7 @@ def run_synthesis_job(spark: SparkSession, spec: SynthesisSpec) -> pd.DataFrame:
         render = _Render(
             str(staging), str(target), spec.seed, spec.long_side, spec.levels, spec.label
         )
-        rendered = frame.mapInPandas(render, ROW_SCHEMA).toPandas()
+        rendered = cast(pd.DataFrame, frame.mapInPandas(render, ROW_SCHEMA).toPandas())
         manifest = make_manifest(rendered.sort_values("id").to_dict("records"))
         write_manifest(manifest, staging / "manifest.parquet")
     print(

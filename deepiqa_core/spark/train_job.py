@@ -14,7 +14,9 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
+import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -70,7 +72,7 @@ def materialise(spark: SparkSession, plan: Plan, processes: int) -> dict:
                 files = max(processes, math.ceil(n / rows_per_file))  # >= 1 row group per shard
                 rows.repartition(files).write.parquet(str(plan.data_dir / split))
         bad = examples.filter(F.col("error_code").isNotNull()).drop("image", "ref_image")
-        bad_rows = bad.toPandas()
+        bad_rows = cast(pd.DataFrame, bad.toPandas())
     finally:
         examples.unpersist()
     bad_rows.to_parquet(plan.data_dir / REJECTED, index=False)
@@ -80,7 +82,7 @@ def materialise(spark: SparkSession, plan: Plan, processes: int) -> dict:
 
 def cluster_has_gpus(spark: SparkSession) -> bool:
     """Local mode: whether this machine has CUDA; a cluster: whether executors are given GPUs."""
-    if spark.sparkContext.master.startswith("local"):
+    if (spark.sparkContext.master or "").startswith("local"):
         import torch
 
         return torch.cuda.is_available()
@@ -101,9 +103,10 @@ def run_train_job(spark: SparkSession, spec: TrainSpec, processes: int) -> dict:
 
     prepared_data(plan, prepare)
     use_gpu = wants_gpu(spec.device, cluster_has_gpus(spark))
-    local = spark.sparkContext.master.startswith("local")
+    local = (spark.sparkContext.master or "").startswith("local")
     distributor = TorchDistributor(num_processes=processes, local_mode=local, use_gpu=use_gpu)
     summary = distributor.run(train_worker, build_job(plan, use_gpu))
+    assert summary is not None  # rank 0 returns the run's summary
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(
         "train.py: " + json.dumps({k: v for k, v in summary.items() if k not in ("history", "fit")})

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -83,7 +83,8 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def _all_reduce(values: list[float], op: dist.ReduceOp, world: int) -> list[float]:
+def _all_reduce(values: list[float], op: Any, world: int) -> list[float]:
+    """``values`` reduced with ``op`` (a ``dist.ReduceOp``) over the ``world`` ranks."""
     if world == 1:
         return values
     t = torch.tensor(values, dtype=torch.float64)
@@ -270,6 +271,7 @@ def _train_epoch(
         go = _all_reduce([float(batch is not None and not out_of_time)], dist.ReduceOp.MIN, world)
         if go[0] == 0:  # every rank stops together: uneven shards cannot hang DDP
             break
+        assert batch is not None  # every rank had one, or all stopped above
         d = _to_input(batch.patches, device)
         r = _to_input(batch.ref_patches, device) if batch.ref_patches is not None else None
         target = torch.from_numpy(np.asarray(batch.labels, np.float32)).to(device)
