@@ -642,14 +642,14 @@ def finish(args) -> dict:
         f"photos x {args.crops} crops, 12 media/key types + {args.others} drawn KADID types x 5 "
         f"levels), split by photo; fine-tuned "
         + ("every conv" if args.keep_patches else "convs 9-10")
-        + f" and the heads from {args.init.name}"
+        + f" and the heads from {args.init_name or args.init.name}"
     )
     meta.metrics = {
         "val_objective": round(record["objective"], 4),
         "val_srocc": round(record["srocc"], 4),
         "val_jpeg_ladder_monotone": record["jpeg_ladder_monotone_share"],
         "val_clean_above_level1": round(record["clean_above_level1_share"], 4),
-        "cpu_hours": round(sum(compute.values()), 3),
+        "cpu_hours": round(args.compute_before + sum(compute.values()), 3),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     save_weights(model, args.out / "wadiqam-nr.safetensors", meta, half=True)
@@ -775,6 +775,17 @@ def main() -> None:
         default={},
         help="'full' stage with --kinds-per-step: how often each kind is drawn, e.g. "
         "jpeg_quality=3,double_jpeg=3 (others 1)",
+    )
+    parser.add_argument(
+        "--init-name",
+        help="what --init is, for the weights' training_data (default: its file name), e.g. "
+        "'NR 0.3.0 in two earlier stages (...)' when it is a build-local intermediate",
+    )
+    parser.add_argument(
+        "--compute-before",
+        type=float,
+        default=0.0,
+        help="CPU-hours already spent on --init's lineage (added to the card's cpu_hours)",
     )
     parser.add_argument("--resume", action="store_true", help="go on from WORK/fit-state.pt")
     parser.add_argument("--version", default="0.4.0", help="the new weights' version")
