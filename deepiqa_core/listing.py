@@ -125,7 +125,7 @@ def list_s3(
         prefix = prefix[: min(prefix.find(ch) for ch in GLOB_CHARS if ch in prefix)]
     folder = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     scheme = urlparse(source).scheme
-    start = {"StartAfter": key_before(lo)} if lo else {}
+    start = {"StartAfter": key_before(lo)} if lo and lo != prefix else {}  # the prefix: all
     try:
         paginator = s3_client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **start):
@@ -152,8 +152,12 @@ def list_s3(
 
 
 def key_before(key: str) -> str:
-    """A ``StartAfter`` just below ``key``: above every key below it but those that continue
-    its predecessor with U+10FFFF (listed again and dropped by a ``>= key`` check, never
-    missed)."""
+    """A ``StartAfter`` just below ``key``: its predecessor character then ``~`` x 8, above
+    every key below ``key`` but the rare ones that continue that predecessor with ``~`` x 8 or
+    a character above ``~`` (listed again and dropped by a ``>= key`` check, never missed).
+    ASCII padding, not U+10FFFF: S3-compatible stores sign and compare such keys alike."""
     last = ord(key[-1])
-    return key[:-1] + chr(last - 1) + "\U0010ffff" if last else key[:-1]
+    if not last:
+        return key[:-1]
+    before = last - 1 if not 0xD800 <= last - 1 <= 0xDFFF else 0xD7FF  # no lone surrogates
+    return key[:-1] + chr(before) + "~" * 8

@@ -194,7 +194,7 @@ class Probe:
 
 def _probe(bucket: str, prefix: str, lo: str) -> Probe:
     """One list request: up to a page of the prefix's keys from ``lo`` on."""
-    start = {"StartAfter": key_before(lo)} if lo else {}
+    start = {"StartAfter": key_before(lo)} if lo and lo != prefix else {}  # the prefix: all
     page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=PROBE_KEYS, **start)
     keys = [o["Key"] for o in page.get("Contents", []) if o["Key"] >= lo]
     return Probe(lo, keys, bool(page.get("IsTruncated")))

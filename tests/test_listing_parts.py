@@ -156,3 +156,17 @@ def test_the_spark_listing_uses_executors_and_finds_the_same_rows(
     assert len(list(stage.glob("part-*.parquet"))) > 1  # one file per part (task)
     rows = sorted((r.uri, r.v) for r in frame.collect())
     assert rows == sorted(iter_versioned(uri))
+
+
+@pytest.mark.parametrize("key", ["lib/a", "lib/0", "lib/-", "x\x00", "lib/\ue000", "lib/ü", "a"])
+def test_key_before_is_below_the_key_and_above_its_predecessors(key):
+    from deepiqa_core.listing import key_before
+
+    start = key_before(key)
+    assert start < key
+    start.encode("utf-8")  # a valid S3 key (no lone surrogates)
+    code = max(ord(key[-1]) - 1, 0)
+    code = 0xD7FF if 0xD800 <= code <= 0xDFFF else code  # keys hold no lone surrogates
+    below = key[:-1] + chr(code)  # a key just below, and its extensions
+    if below < key:
+        assert below <= start and below + "abc/def.jpg" <= start
