@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from .listing import GLOB_CHARS, iter_images, key_before, list_s3, local_version, walk_folder
+from .listing import (
+    GLOB_CHARS,
+    ListingError,
+    iter_images,
+    key_before,
+    list_s3,
+    local_version,
+    walk_folder,
+)
 from .sources import byte_safe, is_s3, local_path, s3_client, split_s3
 
 PROBE_KEYS = 1000  # one list request's page: a range this short is listed by the driver
@@ -69,7 +77,7 @@ def plan_listing(
     """How to list ``source`` on executors, or None when the driver should list it itself.
     ``parts``: how many parts to aim at (more than the executors' cores evens out skew)."""
     if is_s3(source):
-        return _plan_s3(source, recursive, versions, parts)
+        return _plan_s3(source, recursive, parts)
     path = local_path(source)
     if not recursive or not path.is_dir() or any(ch in source for ch in GLOB_CHARS):
         return None
@@ -104,7 +112,21 @@ def _plan_folder(folder: Path, versions: bool) -> Plan | None:
 # --- S3 key ranges ------------------------------------------------------------------------
 
 
-def _plan_s3(source: str, recursive: bool, versions: bool, parts: int) -> Plan | None:
+def _plan_s3(source: str, recursive: bool, parts: int) -> Plan | None:
+    """``_plan_key_ranges``; a probe that fails (no such bucket, access denied, no
+    credentials) is a ``ListingError``, as the driver's listing would raise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _plan_key_ranges(source, recursive, parts)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise ListingError(f"cannot list {source}: {code or exc}") from exc
+    except BotoCoreError as exc:
+        raise ListingError(f"cannot list {source}: {exc}") from exc
+
+
+def _plan_key_ranges(source: str, recursive: bool, parts: int) -> Plan | None:
     """Key ranges of the source's prefix: probed and cut, breadth first, until ``parts``
     ranges are known to hold keys (short ones are parts too: every key is listed by a part,
     under one rule, and nothing the probes saw is held on the driver)."""

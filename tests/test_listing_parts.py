@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from deepiqa_core import listing_parts
-from deepiqa_core.listing import iter_versioned, list_images
+from deepiqa_core.listing import ListingError, iter_versioned, list_images
 from deepiqa_core.listing_parts import Part, list_part, plan_listing
 from deepiqa_core.sources import s3_client
 
@@ -107,6 +107,8 @@ def test_key_ranges_cover_deep_skew_and_carry_versions(
 def test_a_short_prefix_is_left_to_the_driver(split_bucket, s3_listing_prefixes):
     assert plan_listing(f"{split_bucket}/lib/odd/", True) is None  # 14 keys: one page
     assert plan_listing(f"{split_bucket}/nothing-here/", True) is None
+    with pytest.raises(ListingError, match="cannot list s3://no-such-bucket/p/: NoSuchBucket"):
+        plan_listing("s3://no-such-bucket/p/", True)  # as the driver's listing says it
 
 
 def test_a_folder_is_split_by_subfolders(tmp_path):
