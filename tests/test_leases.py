@@ -10,7 +10,7 @@ import pytest
 
 from deepiqa_core.errors import StateBusyError
 from deepiqa_core.runs import leases
-from deepiqa_core.runs.leases import OWNER, Lease, is_live
+from deepiqa_core.runs.leases import OWNER, Lease, is_live, read_owner
 from deepiqa_core.spark.storage import HadoopStorage
 
 pytestmark = pytest.mark.spark
@@ -21,7 +21,10 @@ def test_a_lease_is_renewed_while_held_and_removed_on_release(spark, tmp_path, m
     storage = HadoopStorage(spark, str(tmp_path))
     lease = Lease(storage, str(tmp_path)).acquire(settle=0)
     time.sleep(0.5)
-    record = json.loads((tmp_path / OWNER).read_text())
+    # read as other runs read it: a renewal every 0.05 s rewrites the file in place, and a
+    # plain read can catch it empty (this test once failed so)
+    record = read_owner(storage, str(tmp_path))
+    assert record is not None
     assert record["token"] == lease.token and record["renewed"] > record["started"] + 0.04
     with pytest.raises(StateBusyError, match="since"):
         Lease(storage, str(tmp_path)).acquire(settle=0)
