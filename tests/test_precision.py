@@ -64,7 +64,7 @@ def _pairs() -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 @needs_onednn
 @pytest.mark.parametrize("with_ref", [False, True], ids=["nr-default", "fr-default"])
-def test_bf16_on_cpu_stays_within_half_a_point_of_fp32(photos, with_ref: bool) -> None:
+def test_bf16_on_cpu_stays_within_a_fifth_of_a_level_of_fp32(photos, with_ref: bool) -> None:
     model, _ = load_weights(default_weights(with_ref).read_bytes())
     assert model.calibration is not None  # the scale the bound is set on
     images, refs = _pairs() if with_ref else (photos, None)
