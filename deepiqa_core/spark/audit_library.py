@@ -29,7 +29,7 @@ from pyspark.sql.types import StringType
 from ..errors import DeepIQAError, UsageError
 from ..options import InputSpec
 from ..sources import read_bytes
-from .inputs import LISTING_BATCH, _manifest_items, listed
+from .inputs import LISTING_BATCH, listed, manifest_items
 from .pairing import attach_references
 
 # failures that may pass on a later run with the same bytes: retried every run
@@ -65,7 +65,7 @@ def library_frame(
 ) -> DataFrame:
     """``id, uri[, image][, ref_uri][, ref_image], version`` and the manifest's own columns."""
     if spec.is_manifest:
-        items = _manifest_items(spark, spec, full_reference, variant, None)
+        items = manifest_items(spark, spec, full_reference, variant, None)
         if version_column:
             name = version_column
             if name not in items.columns:

@@ -158,7 +158,7 @@ def read_inputs(
     """
     listing_stage = None if stage is None else f"{stage.rstrip('/')}/_listing"
     if spec.is_manifest:
-        items = _manifest_items(spark, spec, full_reference, variant, pass_columns)
+        items = manifest_items(spark, spec, full_reference, variant, pass_columns)
     else:
         check_references(spec, full_reference, variant, False)
         uris = listed(spark, spec.source, spec.recursive, "uri", listing_stage, listing_batch)
@@ -170,13 +170,15 @@ def read_inputs(
     return items
 
 
-def _manifest_items(
+def manifest_items(
     spark: SparkSession,
     spec: InputSpec,
     full_reference: bool,
     variant: str,
     pass_columns: tuple[str, ...] | None,
 ) -> DataFrame:
+    """A manifest's rows to score (the column rule of ``inputs.manifest_columns``): the score
+    job's inputs, and the audit's library when it is a manifest."""
     table = read_table(spark, spec.source)
     cols = manifest_columns(table.columns, spec)
     has_refs = cols.ref_uri is not None or cols.ref_image is not None
