@@ -118,17 +118,15 @@ def list_s3(
     part of a split listing, ``listing_parts``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, prefix = split_s3(source)
-    pattern = None
-    if any(ch in prefix for ch in GLOB_CHARS):
-        pattern = prefix
-        prefix = prefix[: min(prefix.find(ch) for ch in GLOB_CHARS if ch in prefix)]
+    bucket, key = split_s3(source)
+    prefix = literal_prefix(key)
+    pattern = key if prefix != key else None  # a glob in the key filters with fnmatch
     folder = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     scheme = urlparse(source).scheme
-    start = {"StartAfter": key_before(lo)} if lo and lo != prefix else {}  # the prefix: all
     try:
         paginator = s3_client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **start):
+        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, **start_after(lo, prefix))
+        for page in pages:
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if hi is not None and key >= hi:
@@ -149,6 +147,17 @@ def list_s3(
         raise ListingError(f"cannot list {source}: {code or exc}") from exc
     except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
         raise ListingError(f"cannot list {source}: {exc}") from exc
+
+
+def literal_prefix(key: str) -> str:
+    """An S3 key pattern up to its first glob character: the ``Prefix`` it is listed by."""
+    return key[: min((key.find(ch) for ch in GLOB_CHARS if ch in key), default=len(key))]
+
+
+def start_after(lo: str | None, prefix: str) -> dict[str, str]:
+    """``list_objects_v2``'s ``StartAfter`` for the keys of ``prefix`` from ``lo`` on (none
+    from the prefix itself: all its keys)."""
+    return {"StartAfter": key_before(lo)} if lo and lo != prefix else {}
 
 
 def key_before(key: str) -> str:

@@ -6,13 +6,14 @@ At ten million objects one process walking a prefix is the bottleneck (and the d
 part's rows is exactly ``listing.iter_images`` (or ``iter_versioned``) of the source, each image
 once: the same selection rule (``listing``'s) is applied in every part.
 
-* An **S3 prefix** is split by **key ranges**. A range ``[lo, hi)`` is probed with one request
-  (``PROBE_KEYS`` keys): a range that ends inside the probe is listed there and then (the driver
-  keeps those keys); a longer one is cut at the next character (``SPLIT_CHARS``: the boundaries
-  ``lo + c``) and the pieces are probed in turn, breadth first, until at least ``parts`` ranges
-  are left to list or ``MAX_DEPTH`` characters are fixed. Key ranges need no layout: flat
-  prefixes of hashed names and ``date/partner/`` trees split alike, and skew only costs
-  probes. Every range lists with ``StartAfter`` just below ``lo`` and stops at ``hi``.
+* An **S3 prefix** is split by **key ranges**. A range ``[lo, hi)`` is probed with one list
+  request (``PROBE_KEYS`` keys): a range that ends inside the page is a part as it is; a longer
+  one is cut where its page's keys diverge (the stem, then ``stem + c`` for ``SPLIT_CHARS``), and
+  the pieces are probed in turn, breadth first, until at least ``parts`` ranges are known to
+  hold keys (a piece an earlier page already covers costs no request). Key ranges need no
+  layout: flat prefixes of hashed names and ``date/partner/`` trees split alike, and skew only
+  costs probes. Every range lists with ``StartAfter`` just below ``lo`` and stops at ``hi``;
+  the driver keeps none of the probes' keys.
 * A local **folder** listed recursively is split by its **subfolders** (each walked on an
   executor); the driver lists the folder's own entries. A shared file system (NFS) is assumed
   when executors run elsewhere, as for reading the images.
@@ -34,9 +35,10 @@ from .listing import (
     GLOB_CHARS,
     ListingError,
     iter_images,
-    key_before,
     list_s3,
+    literal_prefix,
     local_version,
+    start_after,
     walk_folder,
 )
 from .sources import byte_safe, is_s3, local_path, s3_client, split_s3
@@ -131,7 +133,7 @@ def _plan_key_ranges(source: str, recursive: bool, parts: int) -> Plan | None:
     ranges are known to hold keys (short ones are parts too: every key is listed by a part,
     under one rule, and nothing the probes saw is held on the driver)."""
     bucket, key = split_s3(source)
-    prefix = key[: min((key.find(ch) for ch in GLOB_CHARS if ch in key), default=len(key))]
+    prefix = literal_prefix(key)
     whole: Range = (prefix, None)
     first = _probe(bucket, prefix, prefix)
     seen = [first]  # every page so far: later pieces they cover cost no request
@@ -216,8 +218,9 @@ class Probe:
 
 def _probe(bucket: str, prefix: str, lo: str) -> Probe:
     """One list request: up to a page of the prefix's keys from ``lo`` on."""
-    start = {"StartAfter": key_before(lo)} if lo and lo != prefix else {}  # the prefix: all
-    page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=PROBE_KEYS, **start)
+    page = s3_client().list_objects_v2(
+        Bucket=bucket, Prefix=prefix, MaxKeys=PROBE_KEYS, **start_after(lo, prefix)
+    )
     keys = [o["Key"] for o in page.get("Contents", []) if o["Key"] >= lo]
     return Probe(lo, keys, bool(page.get("IsTruncated")))
 
