@@ -164,13 +164,15 @@ def _run(
         spark, spec, state, run_id, plan, previous, scored, by_reason
     )
     earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
-    quiet = history.count() == 0  # Parquet footers only; a quiet night skips the run's numbers
-    changes = stats.changes(history, previous, direction != "lower_better", empty=quiet)
+    # a quiet night (no history rows; Parquet footers only) skips the run's numbers
+    changes = stats.changes(
+        history, previous, direction != "lower_better", empty=history.count() == 0
+    )
     # one pass over the library: the numbers and the report read it from memory (spilled to
     # disk where it does not fit), not from the snapshot's files once per statistic
     snapshot = snapshot.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        numbers = _Numbers(snapshot, history, by_reason, changes, quiet)
+        numbers = _Numbers(snapshot, history, by_reason, changes)
         summary, error_rows = _summary(
             spark, spec, model, state, direction, numbers, earlier, run_id, started_at
         )
@@ -310,7 +312,11 @@ class _Numbers:
     history: DataFrame  # this run's rows: scored and removed
     by_reason: dict[str, int]  # the plan's rows per reason
     changes: stats.Changes
-    quiet: bool = False  # the history has no rows: nothing scored, nothing removed
+
+    @property
+    def quiet(self) -> bool:
+        """The history has no rows: nothing scored, nothing removed (``Changes.empty``)."""
+        return self.changes.empty
 
 
 def _summary(
