@@ -110,13 +110,15 @@ class TreeSampler:
         except OSError:
             return
         self.cpu[pid] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
-        self.role[pid] = _role(cmd)  # spark-submit starts as a shell script, then execs java
+        if cmd.strip():  # a process that has ended reads an empty cmdline: keep its role
+            self.role[pid] = _role(cmd)  # spark-submit starts as a script, then execs java
+        role = self.role.get(pid, "other")
         rss_lines = [ln for ln in status.splitlines() if ln.startswith("VmRSS")]
         rss = int(rss_lines[0].split()[1]) // 1024 if rss_lines else 0  # none: a zombie
-        if cmd.split(" ", 1)[0].endswith("java") and "deploy.SparkSubmit" in cmd:
+        if role == "jvm" and "deploy.SparkSubmit" in cmd:
             key = "driver_jvm_mib"
             self._heap(pid, cmd.split(" ", 1)[0])
-        elif "jobs/score.py" in cmd and "java" not in cmd.split(" ", 1)[0]:
+        elif role == "driver_python":
             key = "driver_python_mib"
         else:
             return
