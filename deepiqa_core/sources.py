@@ -16,8 +16,10 @@ schemes (``gs://``, ``hdfs://``, ``http://`` ...) are ``unsupported_uri``.
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -120,29 +122,60 @@ def read_bytes(
 ) -> bytes:
     """The bytes at a local path, ``file://`` URI or ``s3://bucket/key``; typed errors.
 
-    The read runs in a daemon thread that is given up on after ``timeout`` seconds: a read
-    blocked in the kernel cannot be cancelled, but it no longer holds up the job (the thread
-    ends with the process).
+    The read runs in one of the process's reader threads and is given up on after ``timeout``
+    seconds: a read blocked in the kernel cannot be cancelled, but it no longer holds up the job
+    (its thread stays blocked and a new one takes its place; they end with the process).
     """
     check_uri(uri)
-    box: list[Any] = []
 
-    def read() -> None:
-        try:
-            box.append(
-                _read_s3(uri, max_bytes, timeout) if is_s3(uri) else _read_local(uri, max_bytes)
-            )
-        except BaseException as exc:  # handed to the caller
-            box.append(exc)
+    def read() -> bytes:
+        return _read_s3(uri, max_bytes, timeout) if is_s3(uri) else _read_local(uri, max_bytes)
 
-    worker = threading.Thread(target=read, name="deepiqa-read", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not box:
-        raise ReadTimeoutError(f"no bytes after {timeout:g} s: {uri}")
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
+    return _READERS.call(read, timeout, f"no bytes after {timeout:g} s: {uri}")
+
+
+class _Readers:
+    """Daemon threads that outlive one read, so a read costs a queue hand-off, not a thread.
+
+    A thread started per read cost ~0.085 ms of CPU (measured: 0.091 vs 0.006 ms for a missing
+    file), a quarter of the scoring job's whole per-row budget on cheap rows. Threads are added
+    only when none is idle, so there are as many as reads ever ran at once, plus any left
+    blocked by a timed-out read.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def call(self, fn: Callable[[], bytes], timeout: float, message: str) -> bytes:
+        box: list[Any] = []
+        done = threading.Event()
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._serve, name="deepiqa-read", daemon=True).start()
+        self._jobs.put((fn, box, done))
+        if not done.wait(timeout):
+            raise ReadTimeoutError(message)
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def _serve(self) -> None:
+        while True:
+            fn, box, done = self._jobs.get()
+            try:
+                box.append(fn())
+            except BaseException as exc:  # handed to the caller
+                box.append(exc)
+            with self._lock:
+                self._idle += 1
+            done.set()
+
+
+_READERS = _Readers()
 
 
 def _too_large(size: int, max_bytes: int, uri: str) -> ImageTooLargeError:

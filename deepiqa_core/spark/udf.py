@@ -60,6 +60,28 @@ class MaxParam(AccumulatorParam):
         return max(value1, value2)
 
 
+def _forget_zip_importers() -> None:
+    """Drop this worker's cached zip importers and Spark's jars from ``sys.path``.
+
+    Before every task a PySpark worker calls ``importlib.invalidate_caches()``, which makes each
+    cached zip importer re-read its archive's directory: PySpark 4 imports itself from
+    ``pyspark.zip`` (one importer per subpackage, ~12 after a UDF's imports) and puts
+    ``spark-core_*.jar`` (5,269 entries, no Python) on the path. Measured here: 58 ms per task,
+    0.06 ms per row at 1,000 rows a task, a sixth of the workers' CPU on cheap rows. The
+    importers are a cache (an import that needs one again makes it again) and the jar holds no
+    Python, so dropping them after the first batch costs nothing and lasts for the life of the
+    worker (workers are reused across tasks).
+    """
+    import sys
+    import zipimport
+
+    for entry in [entry for entry in sys.path if entry.endswith(".jar")]:
+        sys.path.remove(entry)
+    for key, finder in list(sys.path_importer_cache.items()):
+        if isinstance(finder, zipimport.zipimporter) or key.endswith(".jar"):
+            del sys.path_importer_cache[key]
+
+
 @dataclass
 class ScoreBatches:
     """The UDF's body (see the module docstring); built by ``BroadcastModel.udf``."""
@@ -87,6 +109,7 @@ class ScoreBatches:
         for columns in batches:
             frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
             yield scorer.score_frame(frame)[fields]
+            _forget_zip_importers()  # after the first batch's imports, each batch: cheap
             if inject:
                 open(self.fail_once_marker, "w").close()  # type: ignore[arg-type]
                 raise RuntimeError("injected failure (--fail-once-marker)")
