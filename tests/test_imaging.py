@@ -144,6 +144,28 @@ def test_decode_in_order_keeps_order_and_returns_errors_per_item(workers: int) -
     assert all(r.shape == (40, 40 + i, 3) for i, r in results if i != 7)
 
 
+def test_decode_threads_are_kept_between_calls_and_an_abandoned_call_frees_them() -> None:
+    import threading
+
+    from deepiqa_core.imaging import decode_in_order
+
+    def decode_threads() -> int:
+        return sum(t.name.startswith("deepiqa-decode") for t in threading.enumerate())
+
+    list(decode_in_order(range(40), lambda i, admit: i, 3))
+    started = decode_threads()
+    assert 1 <= started <= 3
+    for _ in range(20):
+        assert [r for _, r in decode_in_order(range(40), lambda i, admit: i * 2, 3)] == list(
+            range(0, 80, 2)
+        )
+    stopped_early = decode_in_order(range(1000), lambda i, admit: i, 3)
+    assert [next(stopped_early)[1] for _ in range(5)] == [0, 1, 2, 3, 4]
+    stopped_early.close()  # the caller gives up: its queued loads are dropped
+    assert [r for _, r in decode_in_order(range(5), lambda i, admit: -i, 3)] == [0, -1, -2, -3, -4]
+    assert decode_threads() == started
+
+
 def test_image_size_reads_the_header_and_follows_exif_rotation() -> None:
     from deepiqa_core.imaging import image_size
 

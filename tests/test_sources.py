@@ -1,6 +1,15 @@
+import threading
+
 import pytest
 
-from deepiqa_core.errors import AccessDeniedError, MissingInputError, ReadError, UsageError
+from deepiqa_core import sources
+from deepiqa_core.errors import (
+    AccessDeniedError,
+    MissingInputError,
+    ReadError,
+    ReadTimeoutError,
+    UsageError,
+)
 from deepiqa_core.listing import ListingError, list_images
 from deepiqa_core.sources import is_s3, read_bytes, split_s3
 
@@ -65,3 +74,29 @@ def test_s3_reads_lists_and_maps_errors(s3_server):
     with pytest.raises(AccessDeniedError) as err:
         read_bytes("s3://media/secret/x.png")
     assert err.value.code == "access_denied"
+
+
+def test_reads_reuse_their_threads_and_a_stalled_one_is_replaced(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(b"123")
+    readers: list[threading.Thread] = []  # held, so no thread object is reused
+    stalled = threading.Event()
+    real = sources._read_local
+
+    def read(uri: str, max_bytes: int) -> bytes:
+        readers.append(threading.current_thread())
+        if uri.endswith("stalls.png"):  # a read blocked in the kernel, in effect
+            stalled.wait(30)
+        return real(uri, max_bytes)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sources, "_read_local", read)
+        for _ in range(50):
+            assert read_bytes(str(path)) == b"123"
+        assert len({id(t) for t in readers}) == 1  # one after another: one thread did all
+        assert readers[0] is not threading.current_thread()  # but not the caller's
+        with pytest.raises(ReadTimeoutError):
+            read_bytes(str(tmp_path / "stalls.png"), timeout=0.2)
+        assert read_bytes(str(path), timeout=5) == b"123"  # while that one is still blocked
+        stalled.set()
+    assert readers[-1] is not readers[-2]  # served by a new thread
