@@ -263,7 +263,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """The Spark audit job on this machine: the same library code in a local Spark session."""
     try:
-        from .spark.audit_job import run_audit
+        from .spark.audit.job import run_audit
         from .spark.session import QUIET, spark_session
     except ImportError as exc:  # pyspark is the spark extra
         raise UsageError(f"deepiqa audit needs the spark extra (deepiqa[spark]): {exc}") from None

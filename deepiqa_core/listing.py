@@ -77,6 +77,12 @@ def iter_images(source: str, *, recursive: bool = True) -> Iterator[str]:
     raise UsageError(f"{source} does not exist")
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute (listed rows are read by workers running elsewhere); URIs
+    as they are. The one rule of the Spark and Beam listings."""
+    return uri if "://" in uri else os.path.abspath(uri)
+
+
 def iter_versioned(source: str, *, recursive: bool = True) -> Iterator[tuple[str, str]]:
     """``(uri, version key)`` for every image ``source`` stands for, as a stream (see the
     module docstring for the keys)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import UnsupportedUriError, UsageError
 from .listing import GLOB_CHARS
+from .runs.storage import LocalStorage, Storage, join
 from .sources import is_s3, local_path
 
 MARKER = "_DEEPIQA_OUTPUT"
@@ -44,16 +45,17 @@ def marker_kind(text: str | None) -> str | None:
     return kind if isinstance(kind, str) and kind else None
 
 
-def is_deepiqa_output(folder: Path) -> bool:
-    marker = folder / MARKER
-    return marker.is_file() and marker_kind(marker.read_text(errors="replace")) is not None
+def is_deepiqa_output(storage: Storage, target: str) -> bool:
+    """Whether ``target`` holds a marker that reads as deepiqa's, on any storage (the one rule
+    of every "may this be replaced?" check: local folders, ``s3://``, Hadoop, Beam)."""
+    return marker_kind(storage.read_text(join(target, MARKER))) is not None
 
 
 def check_replaceable(target: Path) -> None:
     """Refuse to replace ``target`` unless it is a deepiqa output (see the module docstring)."""
     if not target.exists():
         return
-    if not target.is_dir() or not is_deepiqa_output(target):
+    if not target.is_dir() or not is_deepiqa_output(LocalStorage(), str(target)):
         raise UsageError(
             f"refusing to replace {target}: it is not a deepiqa output (no {MARKER}); "
             "choose another --output, or remove it yourself"

@@ -1,6 +1,6 @@
 """spark-submit jobs/audit.py: a scheduled quality audit of an image library.
 
-Arguments only: the job is ``deepiqa_core.spark.audit_job`` (its docstring tells the flow).
+Arguments only: the job is ``deepiqa_core.spark.audit.job`` (its docstring tells the flow).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from deepiqa_core.audit.options import AUDIT_EPILOG_PARTS, AuditSpec, add_audit_
 from deepiqa_core.defaults import WEIGHTS_HELP
 from deepiqa_core.exits import EXIT_CODES_HELP
 from deepiqa_core.options import INPUTS_HELP, add_input_arguments, add_scoring_arguments
-from deepiqa_core.spark.audit_job import run_audit
+from deepiqa_core.spark.audit.job import run_audit
 from deepiqa_core.spark.session import run_job
 
 EPILOG = "\n\n".join([INPUTS_HELP, *AUDIT_EPILOG_PARTS, EXIT_CODES_HELP])

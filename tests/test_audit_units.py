@@ -8,8 +8,8 @@ import json
 import pytest
 
 from deepiqa_core.errors import AuditStateError
-from deepiqa_core.spark import audit_stats as stats
-from deepiqa_core.spark.audit_state import LATEST, AuditState, Latest
+from deepiqa_core.spark.audit import stats
+from deepiqa_core.spark.audit.state import LATEST, AuditState, Latest
 
 pytestmark = pytest.mark.spark
 

@@ -1,6 +1,6 @@
 """The audit's spec and its own command-line flags, shared by ``spark-submit jobs/audit.py`` and
 ``deepiqa audit`` (both also take the score job's input and scoring flags). Spark-free: the job
-is ``spark.audit_job.run_audit(spark, AuditSpec.from_args(args))``."""
+is ``spark.audit.job.run_audit(spark, AuditSpec.from_args(args))``."""
 
 from __future__ import annotations
 

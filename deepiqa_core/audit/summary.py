@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..runs.storage import local_path_of
+
 SCHEMA_VERSION = 1
 
 
@@ -130,3 +132,26 @@ class AuditSummary:
         plain.update({k: record[k] for k in optional if k in record})
         extra = {k: v for k, v in record.items() if k not in names | {"alerted", "outcome"}}
         return cls(**typed, **plain, extra=extra)
+
+
+def format_audit(summary: AuditSummary) -> str:
+    """The run in a few lines, for the scheduler's log."""
+    c, lib = summary.counts, summary.library_stats
+    lines = [
+        f"deepiqa audit {summary.run_id}: {summary.library} ({c.library} images)",
+        f"  new {c.new}, changed {c.changed}, removed {c.removed}, unchanged "
+        f"{c.unchanged}; scored {c.scored} ({c.failed} failed) in {summary.seconds} s",
+        f"  library: median {lib.median}, p10 {lib.p10}, error rate {lib.error_rate}",
+    ]
+    for alert in summary.alerts:
+        mark = "FIRED" if alert["fired"] else "ok"
+        lines.append(f"  alert {alert['rule']}: {mark} (value {alert['value']})")
+    for name in ("changed", "newly_failing"):
+        for row in summary.changes[name]["rows"][:5]:
+            detail = (
+                f"{row['before']} -> {row['score']}" if name == "changed" else row["error_code"]
+            )
+            lines.append(f"  {name.replace('_', ' ')}: {row['uri']} ({detail})")
+    report = summary.report or ""
+    lines.append(f"  report: {local_path_of(report) or report}")
+    return "\n".join(lines)

@@ -29,14 +29,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import time
 import uuid
 from dataclasses import asdict, replace
 from typing import Any
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -48,18 +46,19 @@ from apache_beam.runners.runner import PipelineState
 from ..batch import OUTPUT_COLUMNS, ImageRow
 from ..errors import DeepIQAError, UsageError
 from ..inputs import ROLE_COLUMNS, image_rows, manifest_columns, passed_columns, read_table
+from ..listing import absolute
 from ..local_scorer import read_weights
 from ..options import InputSpec, is_manifest
 from ..outputs import check_separate
 from ..runs.beam_spec import ScoreBeamSpec
 from ..runs.publish import Run
 from ..runs.storage import join
-from ..runs.summary import PERCENTILES, RunSummary, ScoreStats, loads_by_compute, versions
+from ..runs.summary import RunSummary, ScoreStats, loads_by_compute, versions
 from ..sources import local_path
 from ..weights import load_weights, weights_sha256
-from .handler import NAMESPACE, ScoreModelHandler, read_uri
+from .handler import NAMESPACE, ScoreModelHandler
 from .publish import is_local, publish
-from .storage import files_under
+from .summary import SCORES, format_beam_summary, read_scores, score_stats
 
 SCORE_NAMES = [name for name, _ in OUTPUT_COLUMNS]
 ARROW_TYPES = {
@@ -71,7 +70,6 @@ ARROW_TYPES = {
 }
 WEIGHTS_FILE = "_weights.safetensors"
 ITEMS = "_items"
-SCORES = "scores"
 REMOTE_ONLY_RUNNERS = ("dataflow",)  # workers that cannot see the launcher's disk
 SECRET_WORDS = ("secret", "token", "password", "credential", "access_key")
 
@@ -92,10 +90,9 @@ def pipeline_options(args: tuple[str, ...]) -> PipelineOptions:
 
 
 def _absolute(source: str) -> str:
-    """Listed local paths are absolute, as in the Spark job (workers run elsewhere)."""
-    if is_manifest(source) or "://" in source:
-        return source
-    return os.path.abspath(source)
+    """A folder or glob as ``listing.absolute`` makes it (as in the Spark job); a manifest's
+    path as given."""
+    return source if is_manifest(source) else absolute(source)
 
 
 def _check_schemes(spec: InputSpec) -> None:
@@ -279,47 +276,6 @@ def counters(result: Any) -> dict[str, int]:
 # --- 4. summary and publishing ---------------------------------------------------------------
 
 
-def read_scores(run: Run, columns: list[str]) -> pa.Table:
-    """Columns of the written scores (only these are read, from every output file)."""
-    files = [f for f in files_under(run.path(SCORES)) if f.endswith(".parquet")]
-    tables = [pq.read_table(io.BytesIO(read_uri(uri)), columns=columns) for uri in files]
-    if not tables:
-        return pa.table({c: pa.array([], pa.string()) for c in columns})
-    return pa.concat_tables(tables)
-
-
-def score_stats(scores: pa.Table, rows_in: int) -> ScoreStats:
-    """Counts, errors by code and exact score percentiles of the written scores."""
-    errors: dict[str, int] = {}
-    for code in scores.column("error_code").to_pylist():
-        if code is not None:
-            errors[code] = errors.get(code, 0) + 1
-    values = np.array([v for v in scores.column("score").to_pylist() if v is not None], float)
-    in_range = scores.column("in_range").to_pylist()
-    return ScoreStats.build(
-        rows_in=rows_in,
-        rows_out=scores.num_rows,
-        scored=len(values),
-        errors=errors,
-        out_of_range=sum(1 for v in in_range if v is False),
-        mean=float(values.mean()) if len(values) else None,
-        quantiles=(
-            np.quantile(values, PERCENTILES, method="inverted_cdf").tolist() if len(values) else []
-        ),
-        rank_error=0.0,  # exact: the launcher reads the score column back
-    )
-
-
-def format_summary(summary: RunSummary) -> str:
-    """The lines the job prints (the same facts as the Spark job's)."""
-    facts = summary.engine_facts
-    return summary.text(
-        f"deepiqa score (Beam, {facts['runner']})",
-        f"for {facts['batches']} batches of at most "
-        f"{summary.arguments['execution']['max_batch_rows']} rows",
-    )
-
-
 def _stage(run: Run, weights: bytes, items: pa.Table) -> None:
     """The weights and the rows to score, where the workers read them (the run's folder)."""
     row_group = 64 if "image" in items.column_names else 1000
@@ -427,7 +383,7 @@ def _run_pipeline(
 def run_score_beam_job(spec: ScoreBeamSpec) -> int:
     """Run, print the summary; exit code 1 when --max-error-rate is exceeded."""
     summary = run_score_beam(spec)
-    print(format_summary(summary))
+    print(format_beam_summary(summary))
     code, breach = summary.error_rate_verdict(spec.scoring.max_error_rate)
     if breach:
         print(breach)

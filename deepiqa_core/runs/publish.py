@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OutputExistsError, UsageError
-from ..outputs import MARKER, marker_kind, marker_text
+from ..outputs import MARKER, is_deepiqa_output, marker_text
 from .leases import Lease, alive, check_free
 from .storage import Storage, join, parent_and_name
 
@@ -78,11 +78,6 @@ class Run:
         if "://" in uri or uri.startswith(("hdfs:", "dbfs:")):
             raise UsageError(f"{uri} is not on a local (or mounted) file system")
         return uri
-
-
-def is_deepiqa_output(storage: Storage, target: str) -> bool:
-    """``outputs.is_deepiqa_output`` on any storage: a marker that reads as deepiqa's."""
-    return marker_kind(storage.read_text(join(target, MARKER))) is not None
 
 
 def _check_target(storage: Storage, target: str, overwrite: bool) -> None:

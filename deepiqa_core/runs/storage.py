@@ -169,7 +169,7 @@ class LocalStorage:
 
     def read_text(self, uri: str) -> str | None:
         path = self._p(uri)
-        return path.read_text() if path.is_file() else None
+        return path.read_text(errors="replace") if path.is_file() else None
 
     def write_text(self, uri: str, text: str) -> None:
         self._p(uri).write_text(text)

@@ -14,9 +14,10 @@ Modules: ``scoring`` (``score_images``, ``BroadcastModel``), ``udf`` (the execut
 cluster's Hadoop file system layer; ``storage_for`` picks it or boto3 for ``s3://``),
 ``publish`` (the run protocol of ``deepiqa_core.runs.publish`` on those storages), ``export``
 (the executor-side S3 writer and reader), ``session`` (every job's ``main``), one module per
-job: ``score_job``, ``evaluate_job``, ``synthesize_job``, ``train_job``, ``audit_job``, and the
-audit's parts: ``audit_state`` (the state folder), ``audit_library`` (listing and versions),
-``audit_stats`` (its numbers and what changed), ``audit_report`` (the report's inputs).
+job: ``score_job``, ``evaluate_job``, ``synthesize_job``, ``train_job``; and ``audit/``, the
+audit's Spark side beside the Spark-free ``deepiqa_core.audit``: ``job`` (the run, step by step),
+``state`` (the state folder), ``library`` (listing and versions), ``stats`` (statistics and what
+changed), ``numbers`` (the run's ``AuditSummary``), ``report`` (the report's inputs).
 """
 
 from .inputs import read_inputs

@@ -20,7 +20,7 @@ from ..outputs import check_replaceable, check_separate, write_marker
 from ..runs.score_spec import ScoreJobSpec
 from ..runs.storage import join
 from .score_job import run_score_job
-from .summary import format_summary
+from .summary import format_spark_summary
 
 
 def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
@@ -44,7 +44,7 @@ def run_evaluate_job(spark: SparkSession, spec: EvaluateSpec) -> int:
         scoring=spec.scoring,
     )
     summary = run_score_job(spark, scoring)
-    print(format_summary(summary))
+    print(format_spark_summary(summary))
     scores = cast(pd.DataFrame, spark.read.parquet(join(summary.output, "scores")).toPandas())
     frame = manifest.merge(
         scores[["id", "score", "error_code"]].rename(columns={"score": "prediction"}),

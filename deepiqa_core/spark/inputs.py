@@ -16,7 +16,7 @@ from ..batch import OUTPUT_COLUMNS
 from ..errors import ManifestError, UsageError
 from ..inputs import check_references, manifest_columns, passed_columns
 from ..inputs import read_table as read_pandas_table
-from ..listing import ListingError, iter_images, iter_versioned
+from ..listing import ListingError, absolute, iter_images, iter_versioned
 from ..listing_parts import Plan, list_part, plan_listing
 from ..options import InputSpec, is_manifest
 from ..sources import is_s3
@@ -91,9 +91,9 @@ def listed(
             return _listed_by_executors(spark, source, plan, schema, stage, version is not None)
     stream: Iterator[tuple[str, ...]]
     if version:
-        stream = ((_absolute(u), v) for u, v in iter_versioned(source, recursive=recursive))
+        stream = ((absolute(u), v) for u, v in iter_versioned(source, recursive=recursive))
     else:
-        stream = ((_absolute(u),) for u in iter_images(source, recursive=recursive))
+        stream = ((absolute(u),) for u in iter_images(source, recursive=recursive))
     if stage is None:
         return spark.createDataFrame(sorted(stream), schema)
     first = list(itertools.islice(stream, batch_size))
@@ -133,10 +133,6 @@ def _listed_by_executors(
     except Exception as exc:  # a task's ListingError arrives wrapped by py4j
         raise ListingError(f"cannot list {source}: {first_line(exc)}") from exc
     return spark.read.parquet(stage)
-
-
-def _absolute(uri: str) -> str:
-    return uri if "://" in uri else os.path.abspath(uri)
 
 
 def read_inputs(

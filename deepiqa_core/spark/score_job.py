@@ -49,7 +49,7 @@ from .patches import explode_patches
 from .publish import publish
 from .scoring import BroadcastModel
 from .session import driver_file
-from .summary import format_summary, score_stats
+from .summary import format_spark_summary, score_stats
 from .tiles import TILE_COLUMNS, combine_tiles, split_into_tiles
 
 SCORE_COLUMNS = [name for name, _ in OUTPUT_COLUMNS]
@@ -76,7 +76,7 @@ def run_score_jobs(spark: SparkSession, specs: list[ScoreJobSpec]) -> int:
     worst = ExitCode.OK
     for spec in specs:
         summary = run_score_job(spark, replace(spec, weights=driver_file(spec.weights)))
-        print(format_summary(summary))
+        print(format_spark_summary(summary))
         code, breach = summary.error_rate_verdict(spec.scoring.max_error_rate)
         if breach:
             print(breach)

@@ -39,7 +39,7 @@ def score_stats(result: DataFrame, rows_in: int) -> ScoreStats:
     )
 
 
-def format_summary(summary: RunSummary) -> str:
+def format_spark_summary(summary: RunSummary) -> str:
     facts = summary.engine_facts
     return summary.text(
         "deepiqa score",

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from ..audit.summary import Distribution
+from ...audit.summary import Distribution
 
 FOLDER_LIMIT = 200
 BINS = 20
 ACCURACY = 10_000
 
 
-def _share(condition, threshold: float | None):
+def _share(condition: Column, threshold: float | None) -> Column:
     if threshold is None:
         return F.lit(None).cast("double")
     return F.avg(F.when(F.col("score").isNotNull(), condition.cast("double")))
@@ -58,13 +59,14 @@ def share(rows: DataFrame, op: str, threshold: float) -> float | None:
     return _round(value, 6)
 
 
-def _round(value, digits: int = 4):
-    return None if value is None else round(float(value), digits)
+def _round(value: object, digits: int = 4) -> float | None:
+    """``value`` rounded (Spark returns Decimal, float or None)."""
+    return None if value is None else round(float(value), digits)  # type: ignore[arg-type]
 
 
 def histogram(
     library: DataFrame, run: DataFrame | None, low: float, high: float, bins: int = BINS
-) -> dict:
+) -> dict[str, Any]:
     """Counts of scores in ``bins`` equal bins over [low, high] (outside: the end bins)."""
     width = (high - low) / bins if high > low else 1.0
     edges = [round(low + i * width, 6) for i in range(bins + 1)]
@@ -99,14 +101,14 @@ def score_bounds(rows: DataFrame, bins: int = BINS) -> tuple[float, float]:
     return start, start + width * bins
 
 
-def _folder():
+def _folder() -> Column:
     """An image's folder: the uri (or id) up to its last ``/``."""
     return F.regexp_extract(F.coalesce(F.col("uri"), F.col("id")), r"^(.*)/[^/]*$", 1)
 
 
 def folders(
     rows: DataFrame, root: str, threshold: float | None, limit: int = FOLDER_LIMIT
-) -> tuple[list[dict], bool]:
+) -> tuple[list[dict[str, Any]], bool]:
     """Per folder (the image's parent, relative to ``root``): count, median, p10, share below
     the threshold, failed; the ``limit`` largest, and whether there were more."""
     q = F.percentile_approx("score", [0.1, 0.5], ACCURACY)
@@ -148,7 +150,9 @@ def folder_count(rows: DataFrame) -> int:
     return int(rows.agg(F.approx_count_distinct(_folder(), 0.01)).collect()[0][0])
 
 
-def extremes(rows: DataFrame, n: int, higher_better: bool) -> tuple[list[dict], list[dict]]:
+def extremes(
+    rows: DataFrame, n: int, higher_better: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The ``n`` worst and ``n`` best scored rows (id, uri, score), worst first / best first."""
     scored = rows.where(F.col("score").isNotNull()).select("id", "uri", "score")
     low = [r.asDict() for r in scored.orderBy(F.asc("score"), "id").limit(n).collect()]
@@ -156,7 +160,7 @@ def extremes(rows: DataFrame, n: int, higher_better: bool) -> tuple[list[dict], 
     return (low, high) if higher_better else (high, low)
 
 
-def errors(rows: DataFrame, examples: int = 20) -> tuple[dict[str, int], list[dict]]:
+def errors(rows: DataFrame, examples: int = 20) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Failures by code, and a few example rows (uri, code, message)."""
     failed = rows.where(F.col("error_code").isNotNull())
     counts = {
@@ -203,7 +207,7 @@ class Changes:
     def new_below(self, threshold: float) -> int:
         return 0 if self.empty else self.new.where(F.col("score") < threshold).count()
 
-    def lists(self, cap: int = CHANGES_CAP) -> dict:
+    def lists(self, cap: int = CHANGES_CAP) -> dict[str, Any]:
         if self.empty:
             return {name: {"count": 0, "rows": []} for name in CHANGE_LISTS}
         failing = self.rescored.where(
@@ -236,7 +240,7 @@ class Changes:
         return out
 
 
-def _change_row(row: dict) -> dict:
+def _change_row(row: dict[str, Any]) -> dict[str, Any]:
     row["uri"] = row["uri"] or row["id"]
     for key in ("score", "before", "drop"):
         if key in row:

@@ -1,15 +1,15 @@
 """The nightly quality audit (``spark-submit jobs/audit.py``, ``deepiqa audit``).
 
 One run over a library (any input the score job takes) with a state folder it owns
-(``audit_state``):
+(``state``):
 
 1. list the library with each image's version key and compare it with the previous snapshot
-   (``audit_library.classify``): only new, changed, retried images (or all, with ``--full`` or
+   (``library.classify``): only new, changed, retried images (or all, with ``--full`` or
    new weights) are scored; unchanged rows are carried forward, vanished ones marked removed;
 2. score that delta with the score job itself (``run_score_job`` on a staged manifest: the same
    listing, pairing, error codes, chunks and outputs);
 3. write this run's history partition and the new snapshot, compute the numbers
-   (``audit_stats``), judge the alert rules (``deepiqa_core.audit.alerts``) and write
+   (``numbers``, ``stats``), judge the alert rules (``deepiqa_core.audit.alerts``) and write
    ``summary.json`` and ``report.html``;
 4. publish (``AuditState.publish``: ``_LATEST`` written last).
 
@@ -21,39 +21,37 @@ same outcome is written to ``STATE/_OUTCOME`` for schedulers that cannot see the
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ..audit.alerts import AlertRule, check_direction, evaluate, mark_streaks
-from ..audit.options import AuditSpec
-from ..audit.outcome import failed_outcome, run_outcome
-from ..audit.summary import AuditSummary, Counts, Distribution
-from ..batch import OUTPUT_COLUMNS
-from ..errors import AuditStateError
-from ..exits import ExitCode
-from ..options import InputSpec
-from ..outputs import check_separate
-from ..runs.score_spec import ScoreJobSpec
-from ..runs.storage import local_path_of
-from ..runs.summary import versions
-from . import audit_stats as stats
-from .audit_library import classify, library_frame
-from .audit_report import TREND_RUNS, write_run_report
-from .audit_state import HISTORY, REBUILD_HINT, AuditState, new_run_id
-from .inputs import first_line
-from .score_job import SCORE_COLUMNS, run_score_job
-from .scoring import BroadcastModel
-from .session import driver_file
+from ...audit.alerts import check_direction, mark_streaks
+from ...audit.options import AuditSpec
+from ...audit.outcome import failed_outcome, run_outcome
+from ...audit.summary import AuditSummary, format_audit
+from ...batch import OUTPUT_COLUMNS
+from ...errors import AuditStateError
+from ...exits import ExitCode
+from ...options import InputSpec
+from ...outputs import check_separate
+from ...runs.score_spec import ScoreJobSpec
+from ...runs.storage import local_path_of
+from ..inputs import first_line
+from ..score_job import SCORE_COLUMNS, run_score_job
+from ..scoring import BroadcastModel
+from ..session import driver_file
+from . import stats
+from .library import classify, library_frame
+from .numbers import Numbers, summarise
+from .report import TREND_RUNS, write_run_report
+from .state import HISTORY, REBUILD_HINT, AuditState, new_run_id
 
 REASONS = ("new", "changed", "model", "retry", "full", "unchanged")
 HISTORY_COLUMNS = ["id", "uri", "ref_uri", "version", "event", "reason", "scored_at"] + [
@@ -172,8 +170,8 @@ def _run(
     # disk where it does not fit), not from the snapshot's files once per statistic
     snapshot = snapshot.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        numbers = _Numbers(snapshot, history, by_reason, changes)
-        summary, error_rows = _summary(
+        numbers = Numbers(snapshot, history, by_reason, changes)
+        summary, error_rows = summarise(
             spark, spec, model, state, direction, numbers, earlier, run_id, started_at
         )
         summary.seconds = round(time.perf_counter() - started, 2)
@@ -266,15 +264,6 @@ def _history_and_snapshot(
     return history, spark.read.parquet(work("snapshot"))
 
 
-def _arguments(spec: AuditSpec) -> dict:
-    """The run's arguments as the report shows them: the rules as written, the threshold in
-    use (the first share_below rule's when none was given)."""
-    arguments = json.loads(json.dumps(asdict(replace(spec, alerts=())), default=str))
-    arguments.update(alerts=[r.text for r in spec.alerts], threshold=spec.resolved_threshold())
-    arguments.pop("stop_before_publish", None)
-    return arguments
-
-
 def _extras(scores: DataFrame) -> list[str]:
     known = set(HISTORY_COLUMNS)
     return [c for c in scores.columns if c not in known]
@@ -302,146 +291,3 @@ def _empty_schema() -> str:
     )
     types.update(OUTPUT_COLUMNS)
     return ", ".join(f"{c} {types[c]}" for c in HISTORY_COLUMNS)
-
-
-@dataclass(frozen=True)
-class _Numbers:
-    """What the run's numbers are counted from."""
-
-    snapshot: DataFrame  # the library after the run (removed rows flagged)
-    history: DataFrame  # this run's rows: scored and removed
-    by_reason: dict[str, int]  # the plan's rows per reason
-    changes: stats.Changes
-
-    @property
-    def quiet(self) -> bool:
-        """The history has no rows: nothing scored, nothing removed (``Changes.empty``)."""
-        return self.changes.empty
-
-
-def _summary(
-    spark: SparkSession,
-    spec: AuditSpec,
-    model: BroadcastModel,
-    state: AuditState,
-    direction: str,
-    n: _Numbers,
-    earlier: list[dict],
-    run_id: str,
-    started_at: str,
-) -> tuple[AuditSummary, list[dict]]:
-    """The run's summary (counts, library and run statistics, histogram, folders, alerts;
-    ``seconds`` is the caller's) and a few failed rows for the report."""
-    threshold = spec.resolved_threshold()
-    active = n.snapshot.where(~F.col("removed"))
-    run_rows = n.history.where(F.col("event") == "scored")
-    library_stats = stats.distribution(active, threshold)
-    run_stats = Distribution.empty() if n.quiet else stats.distribution(run_rows, threshold)
-    removed = 0 if n.quiet else n.history.where(F.col("event") == "removed").count()
-    run_errors, error_rows = ({}, []) if n.quiet else stats.errors(run_rows)
-    counts = Counts.of(n.by_reason, removed, run_stats)
-    score_range = model.meta.score_range
-    low, high = score_range if score_range else stats.score_bounds(active)
-    folders, truncated = stats.folders(active, spec.inputs.source, threshold)
-    values = _alert_values(active, library_stats, run_stats, counts, n.changes, earlier, direction)
-    summary = AuditSummary(
-        run_id=run_id,
-        started_at=started_at,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        seconds=0.0,
-        library=spec.inputs.source,
-        ref=spec.inputs.ref,
-        state=state.uri,
-        model=model.meta.variant,
-        model_sha256=model.sha256,
-        score_name=model.meta.score_name,
-        score_direction=direction,
-        score_range=list(score_range) if score_range else None,
-        threshold=threshold,
-        counts=counts,
-        errors=run_errors,
-        library_stats=library_stats,
-        run_stats=run_stats,
-        alerts=evaluate(spec.alerts, values),
-        changes=n.changes.lists(),
-        histogram=stats.histogram(active, run_rows if run_stats.images else None, low, high),
-        folders=folders,
-        folders_truncated=truncated,
-        folders_total=stats.folder_count(active) if truncated else len(folders),
-        arguments=_arguments(spec),
-        alert_rules=[r.text for r in spec.alerts],
-        versions=versions(spark=spark.version),
-    )
-    return summary, error_rows
-
-
-def _alert_values(
-    active: DataFrame,
-    library: Distribution,
-    run: Distribution,
-    counts: Counts,
-    changes: stats.Changes,
-    earlier: list[dict],
-    direction: str,
-) -> Callable[[AlertRule], float | None]:
-    """Each alert metric's value for this run (``alerts.METRICS``); drops against the previous
-    run's library statistics (+ = worse in the score's direction)."""
-    before = earlier[-1].get("library_stats", {}) if earlier else {}
-
-    def drop(name: str) -> float | None:
-        now, then = getattr(library, name), before.get(name)
-        if now is None or then is None:
-            return None
-        return round(then - now if direction != "lower_better" else now - then, 6)
-
-    values = {
-        "p10": library.p10,
-        "p50": library.median,
-        "median": library.median,
-        "p90": library.p90,
-        "mean": library.mean,
-        "median_drop": drop("median"),
-        "p10_drop": drop("p10"),
-        "mean_drop": drop("mean"),
-        "error_rate": library.error_rate,
-        "run_error_rate": run.error_rate,
-        "failed": counts.failed,
-        "new": counts.new,
-        "changed": counts.changed,
-        "removed": counts.removed,
-        "library": counts.library,
-    }
-
-    def value_of(rule: AlertRule) -> float | None:
-        if rule.arg is None:  # the metrics without an argument
-            return values[rule.metric]
-        if rule.metric in ("share_below", "share_above"):
-            return stats.share(active, "<" if rule.metric == "share_below" else ">", rule.arg)
-        if rule.metric == "worse":
-            return changes.worse(rule.arg)
-        return changes.new_below(rule.arg)
-
-    return value_of
-
-
-def format_audit(summary: AuditSummary) -> str:
-    """The run in a few lines, for the scheduler's log."""
-    c, lib = summary.counts, summary.library_stats
-    lines = [
-        f"deepiqa audit {summary.run_id}: {summary.library} ({c.library} images)",
-        f"  new {c.new}, changed {c.changed}, removed {c.removed}, unchanged "
-        f"{c.unchanged}; scored {c.scored} ({c.failed} failed) in {summary.seconds} s",
-        f"  library: median {lib.median}, p10 {lib.p10}, error rate {lib.error_rate}",
-    ]
-    for alert in summary.alerts:
-        mark = "FIRED" if alert["fired"] else "ok"
-        lines.append(f"  alert {alert['rule']}: {mark} (value {alert['value']})")
-    for name in ("changed", "newly_failing"):
-        for row in summary.changes[name]["rows"][:5]:
-            detail = (
-                f"{row['before']} -> {row['score']}" if name == "changed" else row["error_code"]
-            )
-            lines.append(f"  {name.replace('_', ' ')}: {row['uri']} ({detail})")
-    report = summary.report or ""
-    lines.append(f"  report: {local_path_of(report) or report}")
-    return "\n".join(lines)

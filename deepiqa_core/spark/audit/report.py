@@ -8,25 +8,26 @@ maps), a few failed rows and the earlier runs' summaries (the trend).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..audit.options import AuditSpec
-from ..audit.outcome import ALERT
-from ..audit.pictures import quality_maps
-from ..audit.report import render_report, thumbnail
-from ..audit.summary import AuditSummary
-from ..runs.storage import join
-from ..sources import read_bytes
-from . import audit_stats as stats
-from .audit_state import RUNS, AuditState
+from ...audit.options import AuditSpec
+from ...audit.outcome import ALERT
+from ...audit.pictures import quality_maps
+from ...audit.report import render_report, thumbnail
+from ...audit.summary import AuditSummary
+from ...runs.storage import join
+from ...sources import read_bytes
+from . import stats
+from .state import RUNS, AuditState
 
 TREND_RUNS = 90
 CHANGED_SHOWN = 8  # thumbnails of the worst drops in "What changed"
 
 
-def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
+def _with_bytes(rows: list[dict[str, Any]], library: DataFrame) -> list[dict[str, Any]]:
     """Each row with ``data``: its image bytes (from the library's bytes column, or read)."""
     if "image" in library.columns and rows:
         ids = [r["id"] for r in rows]
@@ -45,7 +46,7 @@ def _with_bytes(rows: list[dict], library: DataFrame) -> list[dict]:
     return out
 
 
-def _gallery_items(rows: list[dict]) -> list[dict]:
+def _gallery_items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows read by ``_with_bytes`` as gallery items: their fields (``uri`` falls back to the
     id), a thumbnail, or a note why there is none."""
     items = []
@@ -63,8 +64,8 @@ def write_run_report(
     summary: AuditSummary,
     snapshot: DataFrame,
     library: DataFrame,
-    error_rows: list[dict],
-    earlier: list[dict],
+    error_rows: list[dict[str, Any]],
+    earlier: list[dict[str, Any]],
 ) -> None:
     """Set the report's location and size in ``summary`` and write ``summary.json``, the report
     and (when an alert fired) ``_ALERT`` for publishing (``earlier``: the previous runs'
@@ -103,7 +104,7 @@ def write_run_report(
         state.scratch.write_text(join(folder, ALERT), json.dumps(fired, indent=1) + "\n")
 
 
-def _trend_point(summary: dict) -> dict:
+def _trend_point(summary: dict[str, Any]) -> dict[str, Any]:
     lib = summary.get("library_stats", {})
     return {
         "run_id": summary.get("run_id"),

@@ -13,7 +13,7 @@ Version keys (what tells a changed image from an unchanged one without scoring i
 sha256): ``new``, ``changed`` (another version), ``model`` (scored by other weights), ``retry``
 (the last result was a transient failure, ``RETRY_CODES``), ``full`` (``--full``), or
 ``unchanged`` (the previous row is carried forward); images in the snapshot but no longer in the
-library are ``removed`` (``audit_job``).
+library are ``removed`` (``job``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType
 
-from ..errors import DeepIQAError, UsageError
-from ..options import InputSpec
-from ..sources import read_bytes
-from .inputs import LISTING_BATCH, listed, manifest_items
-from .pairing import attach_references
+from ...errors import DeepIQAError, UsageError
+from ...options import InputSpec
+from ...sources import read_bytes
+from ..inputs import LISTING_BATCH, listed, manifest_items
+from ..pairing import attach_references
 
 # failures that may pass on a later run with the same bytes: retried every run
 _RETRYABLE = ("read_error", "read_timeout", "access_denied", "internal")

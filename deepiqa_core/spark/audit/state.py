@@ -41,14 +41,14 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from ..audit.outcome import OUTCOME, failed_outcome
-from ..errors import AuditStateError, UsageError
-from ..outputs import MARKER, marker_text
-from ..runs.leases import OWNER, Lease
-from ..runs.storage import Storage, join
-from .export import export_dataset, import_dataset
-from .publish import staging_folder
-from .storage import HadoopStorage, storage_for
+from ...audit.outcome import OUTCOME, failed_outcome
+from ...errors import AuditStateError, UsageError
+from ...outputs import MARKER, marker_text
+from ...runs.leases import OWNER, Lease
+from ...runs.storage import Storage, join
+from ..export import export_dataset, import_dataset
+from ..publish import staging_folder
+from ..storage import HadoopStorage, storage_for
 
 LATEST = "_LATEST"
 RUNNING = OWNER  # the lease of the run in progress
@@ -180,7 +180,7 @@ class AuditState:
         print(f"deepiqa: {self.path(LATEST)} rebuilt from the history ({len(runs)} runs)")
         return Latest(last, snapshot, None, runs, partitions)
 
-    def write_outcome(self, record: dict) -> None:
+    def write_outcome(self, record: dict[str, Any]) -> None:
         """``_OUTCOME`` (while this run holds the lease); best effort when the run failed."""
         try:
             self.storage.write_text(self.path(OUTCOME), json.dumps(record, indent=1) + "\n")
@@ -206,9 +206,10 @@ class AuditState:
         state imported into the run's scratch folder ``name`` first (None: no rows there)."""
         if self.exported:
             return import_dataset(self.spark, uri, self.work(run_id, name))
-        return self.spark.read.parquet(uri)
+        frame: DataFrame = self.spark.read.parquet(uri)
+        return frame
 
-    def summaries(self, limit: int = 90) -> list[dict]:
+    def summaries(self, limit: int = 90) -> list[dict[str, Any]]:
         """The last ``limit`` committed runs' summary.json, oldest first."""
         found = []
         for run_id in self.latest.runs[-limit:]:
