@@ -112,17 +112,15 @@ def night(table_path: Path, state: Path) -> dict:
 
 
 def layout(state: Path) -> dict:
-    """What the state holds: history partitions and files, snapshots kept, bytes."""
+    """What the state holds: history partitions (one per run) and files, snapshots kept, bytes."""
     files = [f for f in state.rglob("*") if f.is_file()]
-    history = state / "history"
+    history, snapshots = state / "history", state / "snapshots"
     return {
         "bytes": sum(f.stat().st_size for f in files),
-        "history_partitions": sum(1 for p in history.iterdir() if p.is_dir())
-        if history.exists()
-        else 0,
-        "history_files": sum(1 for f in history.rglob("*.parquet")) if history.exists() else 0,
-        "snapshots": sum(1 for p in (state / "snapshots").iterdir() if p.is_dir())
-        if (state / "snapshots").exists()
+        "history_partitions": len(list(history.glob("run_date=*/run_id=*"))),
+        "history_files": len(list(history.rglob("*.parquet"))),
+        "snapshots": len([p for p in snapshots.iterdir() if p.is_dir()])
+        if snapshots.exists()
         else 0,
     }
 
