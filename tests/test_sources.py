@@ -89,11 +89,13 @@ def test_reads_reuse_their_threads_and_a_stalled_one_is_replaced(tmp_path):
             stalled.wait(30)
         return real(uri, max_bytes)
 
+    idle = sum(t.name == "deepiqa-read" for t in threading.enumerate())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sources, "_read_local", read)
         for _ in range(50):
             assert read_bytes(str(path)) == b"123"
-        assert len({id(t) for t in readers}) == 1  # one after another: one thread did all
+        # one after another: served by the threads already there (or one new), not 50 threads
+        assert len({id(t) for t in readers}) <= max(1, idle)
         assert readers[0] is not threading.current_thread()  # but not the caller's
         with pytest.raises(ReadTimeoutError):
             read_bytes(str(tmp_path / "stalls.png"), timeout=0.2)
