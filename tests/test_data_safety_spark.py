@@ -295,6 +295,7 @@ def test_spark_submit_keeps_the_contracts_end_to_end(library, weights_dir, nan_w
     assert "Traceback" not in bad.stdout + bad.stderr and not Path(out).exists()
 
 
+@pytest.mark.slow  # real spark-submit runs (the marker's rule)
 def test_spark_submit_refuses_lookalike_outputs_and_flipped_weights_and_scores_odd_names(
     library, tmp_path
 ):

@@ -98,6 +98,7 @@ def test_every_job_help_teaches_its_options_codes_and_examples():
     assert "examples" in texts["score.py"] and "error codes" in texts["score.py"]
 
 
+@pytest.mark.slow  # real spark-submit runs (the marker's rule)
 def test_the_jobs_session_defaults_yield_to_spark_submit_conf(tmp_path):
     """The driver's retention settings are tunable: once the job's own values overrode a
     user's --conf (the builder's settings win over spark-submit's)."""
