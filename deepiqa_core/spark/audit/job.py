@@ -92,18 +92,17 @@ def audit(spark: SparkSession, spec: AuditSpec) -> AuditSummary:
     return summary
 
 
-def previous_snapshot(state: AuditState, run_id: str, full: bool) -> DataFrame | None:
-    """The last run's snapshot; one that cannot be read (a truncated file) is an
+def previous_snapshot(state: AuditState, run_id: str, full: bool) -> tuple[DataFrame | None, int]:
+    """The last run's snapshot and its rows; one that cannot be read (a truncated file) is an
     ``AuditStateError`` naming it, or with ``full`` rebuilt from the history: each image's
     latest event, in run order."""
     uri = state.snapshot_uri()
     try:
         if uri is None:
-            return None
+            return None, 0
         frame = state.read_dataset(uri, run_id, "previous")
-        if frame is not None:
-            frame.count()  # reads every file's footer now: a truncated one fails here, named
-        return frame
+        # the count reads every file's footer now: a truncated one fails here, named
+        return frame, frame.count() if frame is not None else 0
     except Exception as exc:  # noqa: BLE001 - Spark's analysis/IO errors
         if not full:
             raise AuditStateError(
@@ -111,18 +110,19 @@ def previous_snapshot(state: AuditState, run_id: str, full: bool) -> DataFrame |
             ) from exc
     history_uri = state.path(HISTORY)
     if not state.storage.list(history_uri):
-        return None
+        return None, 0
     try:
         history = state.read_dataset(history_uri, run_id, "previous_history")
         if history is None:
-            return None
+            return None, 0
         latest = Window.partitionBy("id").orderBy(F.col("run_id").desc())
-        return (
+        rebuilt = (
             history.withColumn("_n", F.row_number().over(latest))
             .where(F.col("_n") == 1)
             .withColumn("removed", F.col("event") == "removed")
             .drop("_n", "run_date")
         )
+        return rebuilt, rebuilt.count()
     except Exception as exc:  # noqa: BLE001
         raise AuditStateError(f"the audit's history {history_uri} is unreadable ({exc})") from exc
 
@@ -148,7 +148,7 @@ def _run(
         work("stage"),
         spec.execution.listing_batch,
     )
-    previous = previous_snapshot(state, run_id, spec.full)
+    previous, previous_rows = previous_snapshot(state, run_id, spec.full)
     planned = classify(library, previous, model.sha256, spec.full)
     bytes_cols: list[str] = [c for c in ("image", "ref_image") if c in planned.columns]
     planned.drop(*bytes_cols).write.parquet(work("plan"))
@@ -159,7 +159,7 @@ def _run(
     if to_score:
         scored = _score_delta(spark, spec, state, run_id, library, plan, bytes_cols, started_at)
     history, snapshot = _history_and_snapshot(
-        spark, spec, state, run_id, plan, previous, scored, by_reason
+        spark, spec, state, run_id, plan, previous, scored, by_reason, previous_rows
     )
     earlier = state.summaries(TREND_RUNS - 1)  # oldest first: the trend, and the drops' base
     # a quiet night (no history rows; Parquet footers only) skips the run's numbers
@@ -233,6 +233,7 @@ def _history_and_snapshot(
     previous: DataFrame | None,
     scored: DataFrame | None,
     by_reason: dict[str, int],
+    previous_rows: int,
 ) -> tuple[DataFrame, DataFrame]:
     """This run's history rows (scored and removed) and the library after it, both written to
     the run's scratch and read back from there."""
@@ -258,7 +259,7 @@ def _history_and_snapshot(
         parts.append(still_gone)
     fresh = parts[0].withColumn("run_id", F.lit(run_id))
     snapshot = _union_all(fresh, parts[1:])
-    bound = sum(by_reason.values()) + (previous.count() if previous is not None else 0)
+    bound = sum(by_reason.values()) + previous_rows
     files = max(1, math.ceil(bound / spec.execution.rows_per_file))  # rows: at most this
     snapshot.repartition(files).write.parquet(work("snapshot"))
     return history, spark.read.parquet(work("snapshot"))
