@@ -277,6 +277,17 @@ def _decode_pool(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
+def _forget_pools_after_fork() -> None:
+    """A forked child has none of its parent's threads: its pools are made anew (a copied
+    executor would count threads that do not exist and never run a load)."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
 def _attempt(
     load: Callable[[T, Admit], R], gate: DecodeGate | None, ticket: int, item: T
 ) -> tuple[R | Exception, int]:

@@ -178,6 +178,16 @@ class _Readers:
 _READERS = _Readers()
 
 
+def _new_readers_after_fork() -> None:
+    """A forked child has none of its parent's threads: it starts with no reader threads
+    (a copied idle count would hand reads to threads that do not exist)."""
+    global _READERS
+    _READERS = _Readers()
+
+
+os.register_at_fork(after_in_child=_new_readers_after_fork)
+
+
 def _too_large(size: int, max_bytes: int, uri: str) -> ImageTooLargeError:
     return ImageTooLargeError(f"{size} bytes exceeds the limit of {max_bytes} bytes: {uri}")
 

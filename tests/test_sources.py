@@ -1,3 +1,4 @@
+import os
 import threading
 
 import pytest
@@ -102,3 +103,26 @@ def test_reads_reuse_their_threads_and_a_stalled_one_is_replaced(tmp_path):
         assert read_bytes(str(path), timeout=5) == b"123"  # while that one is still blocked
         stalled.set()
     assert readers[-1] is not readers[-2]  # served by a new thread
+
+
+def test_a_forked_child_reads_and_decodes_with_threads_of_its_own(tmp_path):
+    import multiprocessing
+
+    from deepiqa_core.imaging import decode_in_order
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"123")
+    assert read_bytes(str(path)) == b"123"  # the parent now has reader and decode threads
+    assert [r for _, r in decode_in_order(range(9), lambda i, admit: i, 3)] == list(range(9))
+
+    def child() -> None:
+        ok = read_bytes(str(path), timeout=10) == b"123"
+        ok &= [r for _, r in decode_in_order(range(9), lambda i, admit: -i, 3)] == [
+            -i for i in range(9)
+        ]
+        os._exit(0 if ok else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
